@@ -1,0 +1,2 @@
+// vlmkit: adapt vision-language models to real tasks from TypeScript.
+export * from "./torch/index.js";

@@ -1,0 +1,9 @@
+// The tensor library: import * as torch from "vlmkit/torch" or the named exports from "vlmkit".
+export { Tensor, tidy, keep, dispose, liveTensorCount, toDType, isFloatingDType } from "./tensor.js";
+export type { DType, DTypeLike, DeviceLike, Scalar, NestedArray, ToOptions } from "./tensor.js";
+export * from "./creation.js";
+export * as F from "./functional.js";
+export { cat, stack, where, einsum } from "./functional.js";
+export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
+export * as autograd from "./autograd.js";
+export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
