@@ -2,6 +2,8 @@
 // else the multi-tensor (_foreach) formulation PyTorch uses; SGD with momentum; gradient clipping.
 #include "common.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 #include <map>
 
