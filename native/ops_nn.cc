@@ -34,6 +34,24 @@ at::Tensor attentionReference(const at::Tensor& q, const at::Tensor& k, const at
   return at::matmul(weights, v);
 }
 
+// Checks 4-d q [B, Hq, L, D], k and v [B, Hkv, S, D] and repeats each kv head Hq / Hkv times (grouped-query
+// attention), so that both the fused op and the reference see Hq heads everywhere.
+void expandKvHeads(const at::Tensor& q, at::Tensor& k, at::Tensor& v) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) {
+    throw ArgError("expects 4-d q, k, v [batch, heads, seq, head_dim], got " + c10::str(q.sizes()) + ", " + c10::str(k.sizes()) + ", " + c10::str(v.sizes()));
+  }
+  int64_t qHeads = q.size(1), kvHeads = k.size(1);
+  if (kvHeads != v.size(1) || qHeads % kvHeads != 0) {
+    throw ArgError("query heads (" + std::to_string(qHeads) + ") must be a multiple of key/value heads (" + std::to_string(kvHeads) + ", " +
+                   std::to_string(v.size(1)) + ")");
+  }
+  if (qHeads != kvHeads) {
+    int64_t rep = qHeads / kvHeads;
+    k = k.unsqueeze(2).expand({k.size(0), kvHeads, rep, k.size(2), k.size(3)}).reshape({k.size(0), qHeads, k.size(2), k.size(3)});
+    v = v.unsqueeze(2).expand({v.size(0), kvHeads, rep, v.size(2), v.size(3)}).reshape({v.size(0), qHeads, v.size(2), v.size(3)});
+  }
+}
+
 }  // namespace
 
 OP(linear) { ENV; return wrap(env, at::linear(tensorArg(info, 0), tensorArg(info, 1), optT(info, 2))); }
@@ -68,13 +86,14 @@ OP(groupNorm) {
   ENV;
   return wrap(env, at::group_norm(tensorArg(info, 0), intArg(info, 1), optT(info, 2), optT(info, 3), doubleArg(info, 4)));
 }
-// rmsNorm(x, w|null, eps): computed in float32 and cast back, as transformers' LlamaRMSNorm does.
+// rmsNorm(x, w|null, eps): half-precision inputs are computed in float32 and cast back, as transformers'
+// LlamaRMSNorm does; float64 stays float64 (finite-difference checks and references need its precision).
 OP(rmsNorm) {
   ENV;
   auto& x = tensorArg(info, 0);
   auto weight = optTensorArg(info, 1);
   double eps = doubleArg(info, 2);
-  auto h = x.to(at::kFloat);
+  auto h = x.to(x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat);
   h = h * at::rsqrt(h.pow(2).mean(-1, true) + eps);
   h = h.to(x.scalar_type());
   return wrap(env, weight ? *weight * h : h);
@@ -140,19 +159,7 @@ OP(scaledDotProductAttention) {
   double dropout = optDoubleArg(info, 4).value_or(0.0);
   bool causal = boolArg(info, 5);
   auto scale = optDoubleArg(info, 6);
-  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) {
-    throw ArgError("expects 4-d q, k, v [batch, heads, seq, head_dim], got " + c10::str(q.sizes()) + ", " + c10::str(k.sizes()) + ", " + c10::str(v.sizes()));
-  }
-  int64_t qHeads = q.size(1), kvHeads = k.size(1);
-  if (kvHeads != v.size(1) || qHeads % kvHeads != 0) {
-    throw ArgError("query heads (" + std::to_string(qHeads) + ") must be a multiple of key/value heads (" + std::to_string(kvHeads) + ", " +
-                   std::to_string(v.size(1)) + ")");
-  }
-  if (qHeads != kvHeads) {
-    int64_t rep = qHeads / kvHeads;
-    k = k.unsqueeze(2).expand({k.size(0), kvHeads, rep, k.size(2), k.size(3)}).reshape({k.size(0), qHeads, k.size(2), k.size(3)});
-    v = v.unsqueeze(2).expand({v.size(0), kvHeads, rep, v.size(2), v.size(3)}).reshape({v.size(0), qHeads, v.size(2), v.size(3)});
-  }
+  expandKvHeads(q, k, v);
   if (causal && mask) throw ArgError("pass either isCausal or a mask, not both (fold the causal part into the mask)");
   double effectiveScale = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
 #if VLMKIT_TORCH_AT_LEAST(2, 1)
@@ -165,9 +172,11 @@ OP(scaledDotProductAttention) {
 OP(scaledDotProductAttentionReference) {
   ENV;
   auto& q = tensorArg(info, 0);
+  auto k = tensorArg(info, 1);
+  auto v = tensorArg(info, 2);
+  expandKvHeads(q, k, v);
   auto scale = optDoubleArg(info, 6).value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  return wrap(env, attentionReference(q, tensorArg(info, 1), tensorArg(info, 2), optT(info, 3), optDoubleArg(info, 4).value_or(0.0),
-                                      boolArg(info, 5), scale));
+  return wrap(env, attentionReference(q, k, v, optT(info, 3), optDoubleArg(info, 4).value_or(0.0), boolArg(info, 5), scale));
 }
 
 namespace vlmkit {

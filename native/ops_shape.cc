@@ -30,6 +30,7 @@ OP(indexSelect) { ENV; return wrap(env, tensorArg(info, 0).index_select(intArg(i
 OP(index) {
   ENV;
   auto& t = tensorArg(info, 0);
+  if (!info[1].IsArray()) throw ArgError("argument 1 must be an array of index tensors (null keeps a dim whole)");
   auto array = info[1].As<Napi::Array>();
   c10::List<c10::optional<at::Tensor>> indices;
   for (uint32_t k = 0; k < array.Length(); k++) {
@@ -43,6 +44,7 @@ OP(index) {
 OP(indexPut) {
   ENV;
   auto& t = tensorArg(info, 0);
+  if (!info[1].IsArray()) throw ArgError("argument 1 must be an array of index tensors (null keeps a dim whole)");
   auto array = info[1].As<Napi::Array>();
   c10::List<c10::optional<at::Tensor>> indices;
   for (uint32_t k = 0; k < array.Length(); k++) {
@@ -64,6 +66,10 @@ OP(scatterAdd) { ENV; return wrap(env, at::scatter_add(tensorArg(info, 0), intAr
 OP(maskedFill) {
   ENV;
   auto& t = tensorArg(info, 0);
+  // libtorch 1.13 on the CPU silently ignores a float mask (and takes integer ones); 2.x wants bool. Require bool on both.
+  if (tensorArg(info, 1).scalar_type() != at::kBool) {
+    throw ArgError("mask must be a bool tensor, got " + dtypeName(tensorArg(info, 1).scalar_type()) + " (compare first, e.g. mask.gt(0), or call .bool())");
+  }
   if (info[2].IsNumber() || info[2].IsBoolean()) return wrap(env, t.masked_fill(tensorArg(info, 1), scalarArg(info, 2)));
   return wrap(env, t.masked_fill(tensorArg(info, 1), tensorArg(info, 2)));
 }

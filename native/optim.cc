@@ -86,6 +86,7 @@ OP(sgdStep) {
   ENV;
   auto params = tensorListArg(info, 0);
   auto grads = tensorListArg(info, 1);
+  if (!info[2].IsArray()) throw ArgError("argument 2 must be an array of momentum buffers (Tensor or null)");
   auto buffersIn = info[2].As<Napi::Array>();
   double lr = doubleArg(info, 3), momentum = doubleArg(info, 4), dampening = doubleArg(info, 5), weightDecay = doubleArg(info, 6);
   bool nesterov = boolArg(info, 7);

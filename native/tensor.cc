@@ -94,7 +94,11 @@ std::vector<double> doubleListArg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length() || !info[i].IsArray()) throw ArgError(argName(i) + " must be an array of numbers");
   auto array = info[i].As<Napi::Array>();
   std::vector<double> out(array.Length());
-  for (uint32_t k = 0; k < array.Length(); k++) out[k] = array.Get(k).As<Napi::Number>().DoubleValue();
+  for (uint32_t k = 0; k < array.Length(); k++) {
+    auto v = array.Get(k);
+    if (!v.IsNumber()) throw ArgError(argName(i) + "[" + std::to_string(k) + "] must be a number");
+    out[k] = v.As<Napi::Number>().DoubleValue();
+  }
   return out;
 }
 
@@ -196,8 +200,9 @@ static Napi::Value guarded(const Napi::CallbackInfo& info) {
   auto* entry = static_cast<OpEntry*>(info.Data());
   try {
     return entry->fn(info);
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    // Errors raised by N-API itself (a JS value of the wrong type) name the op too.
+    throw Napi::Error::New(info.Env(), std::string(entry->name) + ": " + e.Message());
   } catch (const c10::Error& e) {
     throw Napi::Error::New(info.Env(), std::string(entry->name) + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
@@ -314,6 +319,12 @@ OP(setGrad) {
   ENV;
   auto& t = tensorArg(info, 0);
   auto g = optTensorArg(info, 1);
+  // The checks of torch's .grad setter: a mismatched gradient would break (or silently retype) the next backward.
+  if (g && (g->sizes() != t.sizes() || g->scalar_type() != t.scalar_type() || g->device() != t.device())) {
+    throw ArgError("assigned grad " + c10::str(g->sizes()) + " " + dtypeName(g->scalar_type()) + " on " + g->device().str() +
+                   " must match the tensor's shape, dtype and device: " + c10::str(t.sizes()) + " " + dtypeName(t.scalar_type()) + " on " +
+                   t.device().str());
+  }
   t.mutable_grad() = g ? *g : at::Tensor();
   return env.Undefined();
 }

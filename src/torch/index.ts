@@ -7,3 +7,5 @@ export { cat, stack, where, einsum } from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
+export { gradcheck } from "./gradcheck.js";
+export type { GradcheckOptions, GradcheckResult, GradcheckElement } from "./gradcheck.js";

@@ -24,6 +24,11 @@ export function toDType(name: DTypeLike | string): DType {
   return alias;
 }
 
+function isDTypeName(name: string): boolean {
+  const bare = name.startsWith("torch.") ? name.slice(6) : name;
+  return DTYPES.has(bare as DType) || bare in DTYPE_ALIASES;
+}
+
 export function isFloatingDType(dtype: DType): boolean {
   return dtype === "float32" || dtype === "float16" || dtype === "bfloat16" || dtype === "float64";
 }
@@ -93,6 +98,16 @@ export function liveTensorCount(): number {
   return native.liveTensors() as number;
 }
 
+let released: Handle | undefined;
+/** A native handle already released: any op given it throws "<op>: tensor argument N was disposed ...". */
+function releasedHandle(): Handle {
+  if (released === undefined) {
+    released = native.empty([0], "float32", "cpu") as Handle;
+    native.dispose(released);
+  }
+  return released;
+}
+
 type TensorOrScalar = Tensor | Scalar;
 const h = (x: TensorOrScalar) => (x instanceof Tensor ? x.handle : x);
 const wrapList = (handles: Handle[]) => handles.map((x) => new Tensor(x));
@@ -123,8 +138,8 @@ export class Tensor {
 
   /** @internal */
   get handle(): Handle {
-    if (this._handle === null) throw new Error("tensor was disposed; a tensor cannot be used after dispose()");
-    return this._handle;
+    // A disposed tensor hands the op a released native handle, so the op's own error names it.
+    return this._handle ?? releasedHandle();
   }
 
   // ---- memory ----
@@ -228,7 +243,8 @@ export class Tensor {
     let options: ToOptions = {};
     if (typeof target === "string") {
       if (target === "cpu" || target.startsWith("cuda")) device = target;
-      else dtype = toDType(target);
+      else if (isDTypeName(target)) dtype = toDType(target);
+      else throw new Error(`to: '${target}' is neither a dtype (${[...DTYPES].join(", ")}) nor a device ('cpu', 'cuda', 'cuda:N')`);
     } else {
       options = target;
       dtype = target.dtype ? toDType(target.dtype) : null;
