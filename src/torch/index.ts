@@ -7,3 +7,5 @@ export { cat, stack, where, einsum } from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
+export * as nn from "./nn/index.js";
+export { Parameter, Module, ModuleList, Sequential, ModuleDict } from "./nn/index.js";
