@@ -8,4 +8,7 @@ export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualS
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
 export * as nn from "./nn/index.js";
-export { Parameter, Module, ModuleList, Sequential, ModuleDict } from "./nn/index.js";
+export {
+  Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
+  Dropout, Identity, GELU, QuickGELU, SiLU, ReLU, Tanh, Sigmoid, activation, activationFn,
+} from "./nn/index.js";
