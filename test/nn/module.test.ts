@@ -380,6 +380,18 @@ test("registerBuffer: kept, replaced buffers freed, persistent flag honoured", (
   m.registerBuffer("table", null);
   assert.deepEqual(m.namedBuffers(), []);
   assert.throws(() => m.registerBuffer("training", zeros([1])), /already a property/);
+  assert.throws(() => m.registerBuffer("dispose", zeros([1])), /already a property/);
+  // A declared field can become a buffer.
+  class Rotary extends Module {
+    inv_freq!: Tensor;
+    constructor() {
+      super();
+      this.registerBuffer("inv_freq", ones([2]), false);
+    }
+  }
+  const rotary = new Rotary();
+  assert.deepEqual(rotary.namedBuffers().map(([n]) => n), ["inv_freq"]);
+  rotary.dispose();
   m.dispose();
 });
 
