@@ -9,3 +9,8 @@ export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
 export { readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint } from "./safetensors.js";
 export type { SafetensorsTensorInfo, SafetensorsLoadOptions, ShardedWriteOptions, ShardedWriteResult } from "./safetensors.js";
+export * as nn from "./nn/index.js";
+export {
+  Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
+  Dropout, Identity, GELU, QuickGELU, SiLU, ReLU, Tanh, Sigmoid, activation, activationFn,
+} from "./nn/index.js";
