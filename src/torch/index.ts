@@ -7,3 +7,6 @@ export { cat, stack, where, einsum } from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
+export * as optim from "./optim/index.js";
+export { Optimizer, AdamW, SGD, clipGradNorm, Scheduler, constantSchedule, linearSchedule, cosineSchedule, scheduleByName } from "./optim/index.js";
+export type { ParamGroup, OptimizerStateDict, LRSchedule, SchedulerStateDict } from "./optim/index.js";
