@@ -14,3 +14,6 @@ export {
   Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
   Dropout, Identity, GELU, QuickGELU, SiLU, ReLU, Tanh, Sigmoid, activation, activationFn,
 } from "./nn/index.js";
+export * as optim from "./optim/index.js";
+export { Optimizer, AdamW, SGD, clipGradNorm, Scheduler, constantSchedule, linearSchedule, cosineSchedule, scheduleByName } from "./optim/index.js";
+export type { ParamGroup, OptimizerStateDict, LRSchedule, SchedulerStateDict } from "./optim/index.js";
