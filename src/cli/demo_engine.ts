@@ -31,7 +31,7 @@ export function runEngineDemo(log: (line: string) => void = console.log): { accu
   const model = new Sequential([new Linear(2, 64), new GELU(), new Linear(64, 64), new GELU(), new Linear(64, 3)]);
   const steps = 600;
   const optimizer = new AdamW(model.parameters(), { lr: 1e-2, weightDecay: 1e-4 });
-  const scheduler = new Scheduler(optimizer, cosineSchedule({ warmupSteps: 30, totalSteps: steps }));
+  const scheduler = new Scheduler(optimizer, cosineSchedule({ warmupSteps: 30, trainingSteps: steps }));
   const started = Date.now();
   for (let step = 1; step <= steps; step++) {
     const loss = tidy(() => {
