@@ -1,6 +1,8 @@
 // Neural-network ops: linear and convolution, norms, activations, losses, attention.
 #include "common.h"
 
+#include <ATen/core/grad_mode.h>
+
 using namespace vlmkit;
 
 namespace {
@@ -162,10 +164,11 @@ OP(scaledDotProductAttention) {
   if (causal && mask) throw ArgError("pass either isCausal or a mask, not both (fold the causal part into the mask)");
   double effectiveScale = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
 #if VLMKIT_TORCH_AT_LEAST(2, 1)
-  return wrap(env, at::scaled_dot_product_attention(q, k, v, mask, dropout, causal, effectiveScale));
-#else
-  return wrap(env, attentionReference(q, k, v, mask, dropout, causal, effectiveScale));
+  // Not every fused kernel differentiates the mask (CPU flash does not): a learnable additive bias takes the written-out path.
+  bool maskNeedsGrad = mask && mask->requires_grad() && at::GradMode::is_enabled();
+  if (!maskNeedsGrad) return wrap(env, at::scaled_dot_product_attention(q, k, v, mask, dropout, causal, effectiveScale));
 #endif
+  return wrap(env, attentionReference(q, k, v, mask, dropout, causal, effectiveScale));
 }
 // The written-out attention, available on every build (used to check the fused kernels).
 OP(scaledDotProductAttentionReference) {

@@ -19,14 +19,15 @@ const DTYPES = new Set<DType>(["float32", "float16", "bfloat16", "float64", "int
 export function toDType(name: DTypeLike | string): DType {
   const bare = name.startsWith("torch.") ? name.slice(6) : name;
   if (DTYPES.has(bare as DType)) return bare as DType;
-  const alias = DTYPE_ALIASES[bare];
+  // Own keys only: "constructor" or "toString" are not dtypes.
+  const alias = Object.hasOwn(DTYPE_ALIASES, bare) ? DTYPE_ALIASES[bare] : undefined;
   if (!alias) throw new Error(`unknown dtype '${name}' (use one of ${[...DTYPES].join(", ")})`);
   return alias;
 }
 
 function isDTypeName(name: string): boolean {
   const bare = name.startsWith("torch.") ? name.slice(6) : name;
-  return DTYPES.has(bare as DType) || bare in DTYPE_ALIASES;
+  return DTYPES.has(bare as DType) || Object.hasOwn(DTYPE_ALIASES, bare);
 }
 
 export function isFloatingDType(dtype: DType): boolean {

@@ -168,6 +168,7 @@ test("dtype conversions follow torch: truncation to int, nonzero to bool", () =>
   assert.equal(toDType("bf16"), "bfloat16");
   assert.equal(toDType("torch.float16"), "float16");
   assertThrowsWith(() => toDType("float8"), "unknown dtype 'float8'");
+  assertThrowsWith(() => toDType("constructor"), "unknown dtype 'constructor'");
 });
 
 // Round to the nearest value with `mantissaBits` fraction bits and minimum normal exponent `minExponent`
