@@ -150,7 +150,9 @@ export function tensor(data: NestedArray<number | boolean> | TypedArray, options
   let source: TypedArray;
   let sourceDtype: DType;
   if (isBool || dtype === "bool" || dtype === "uint8") {
-    source = Uint8Array.from(flat, (v) => Number(v));
+    // Any nonzero number is true, as torch.tensor(..., dtype=torch.bool); uint8 wraps around like torch.
+    const toBool = isBool || dtype === "bool";
+    source = Uint8Array.from(flat, (v) => (toBool ? Number(v !== 0 && v !== false) : Number(v)));
     sourceDtype = isBool || dtype === "bool" ? "bool" : "uint8";
   } else if (dtype === "int64") {
     source = BigInt64Array.from(flat, (v) => BigInt(Math.trunc(Number(v))));

@@ -98,6 +98,11 @@ test("tensor() from nested arrays infers shape and dtype", () => {
   const b = tensor([true, false, true], on);
   assert.equal(b.dtype, "bool");
   assert.deepEqual(b.toArray(), [true, false, true]);
+  // Numbers become bools by nonzero-ness (0.5 is true), stored as proper 0/1 bytes.
+  const fromNumbers = tensor([2, 0, 0.5, -1], { ...on, dtype: "bool" });
+  assert.deepEqual(fromNumbers.toArray(), [true, false, true, true]);
+  assert.deepEqual(fromNumbers.to("int64").toArray(), [1, 0, 1, 1]);
+  assert.deepEqual(tensor([300, -1], { ...on, dtype: "uint8" }).toArray(), [44, 255]);
   const big = tensor([2 ** 40 + 1, -(2 ** 33)], { ...on, dtype: "int64" });
   assert.deepEqual(big.toArray(), [2 ** 40 + 1, -(2 ** 33)]);
   assert.equal(tensor([1.5, 2], { ...on, dtype: "float64" }).toArray().toString(), "1.5,2");
