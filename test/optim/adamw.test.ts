@@ -77,7 +77,9 @@ test(`AdamW matches a float64 reference over 6 steps, two groups, skipped grads 
     assert.equal(tensors[`state.${i}.step`].item(), reference[i].step, `step count of param ${i}`);
     assert.equal(tensors[`state.${i}.step`].dtype, "float32");
     assertClose(valuesOf(tensors[`state.${i}.exp_avg`]), reference[i].expAvg, `exp_avg of param ${i}`);
-    assertClose(valuesOf(tensors[`state.${i}.exp_avg_sq`]), reference[i].expAvgSq, `exp_avg_sq of param ${i}`, 1e-5, 1e-9);
+    // The fused CUDA kernel orders its float32 arithmetic differently: about 1e-5 relative on squared grads.
+    const rtol = device.startsWith("cuda") ? 5e-5 : 1e-5;
+    assertClose(valuesOf(tensors[`state.${i}.exp_avg_sq`]), reference[i].expAvgSq, `exp_avg_sq of param ${i}`, rtol, 1e-9);
   }
   assert.deepEqual(meta.groups.map((g) => g.params), [[0, 1], [2, 3]]);
   assert.equal(meta.groups[0].name, "decay");
