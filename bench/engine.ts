@@ -31,8 +31,13 @@ function matmul(): void {
   b.dispose();
 }
 
-// (b) a chain of 10,000 small elementwise ops on a 64-element tensor: per-op overhead.
+// (b) a chain of 10,000 small elementwise ops on a 64-element tensor: per-op overhead, on the GPU
+// (kernel launches) and on the CPU (where the binding's own cost is most visible).
 function smallOps(): void {
+  smallOpsOn(device);
+  smallOpsOn("cpu");
+}
+function smallOpsOn(device: string): void {
   const x0 = torch.randn([64], { device });
   const chain = (steps: number) => tidy(() => {
     let x = x0;
@@ -45,7 +50,7 @@ function smallOps(): void {
   });
   chain(1000).dispose();
   const t = seconds(() => { chain(10_000).dispose(); }, 5);
-  report("small_ops_chain_10k", { seconds: t, usPerOp: (t / 10_000) * 1e6 });
+  report(`small_ops_chain_10k_${device.split(":")[0]}`, { seconds: t, usPerOp: (t / 10_000) * 1e6 });
   x0.dispose();
 }
 

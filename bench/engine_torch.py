@@ -34,6 +34,11 @@ def matmul():
 
 
 def small_ops():
+    small_ops_on(device)
+    small_ops_on("cpu")
+
+
+def small_ops_on(device):
     x0 = torch.randn(64, device=device)
 
     def chain(steps):
@@ -44,7 +49,7 @@ def small_ops():
 
     chain(1000)
     t = seconds(lambda: chain(10_000), 5)
-    report("small_ops_chain_10k", seconds=t, usPerOp=t / 10_000 * 1e6)
+    report(f"small_ops_chain_10k_{device}", seconds=t, usPerOp=t / 10_000 * 1e6)
 
 
 def mlp():
