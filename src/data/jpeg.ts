@@ -611,7 +611,10 @@ const FIX_0_899976223 = 7373, FIX_1_175875602 = 9633, FIX_1_501321110 = 12299, F
 const FIX_1_961570560 = 16069, FIX_2_053119869 = 16819, FIX_2_562915447 = 20995, FIX_3_072711026 = 25172;
 
 // Arithmetic right shift with rounding, exact for any integer held in a double (libjpeg's DESCALE on 64-bit JLONG).
-const descale = (x: number, n: number) => Math.floor((x + 2 ** (n - 1)) / 2 ** n);
+const descale = (x: number, n: number) => {
+  const v = x + (1 << (n - 1));
+  return (v | 0) === v ? v >> n : Math.floor(v / 2 ** n); // int32 shift when it fits (always, for valid data)
+};
 
 /** Inverse DCT of every block of a component into a sample plane of blocksPerLine*8 x blocksPerColumn*8. */
 function idctComponent(c: Component): Uint8Array {
@@ -749,13 +752,17 @@ function upsample(plane: Uint8Array, stride: number, compWidth: number, compHeig
       }
     }
   } else if (fh === 2 && fv === 2 && compWidth > 2) {
+    const colSums = new Int32Array(compWidth + 2); // 3 * nearer row + next nearer row, edge columns repeated
     for (let y = 0; y < height; y++) {
       const sy = y >> 1, ny = y & 1 ? sy + 1 : sy - 1; // nearer row, then the next nearer one (below for odd rows)
+      const near = Math.min(sy, compHeight - 1) * stride, far = Math.min(Math.max(ny, 0), compHeight - 1) * stride;
+      for (let x = 0; x < compWidth; x++) colSums[x + 1] = 3 * plane[near + x] + plane[far + x];
+      colSums[0] = colSums[1];
+      colSums[compWidth + 1] = colSums[compWidth];
+      const row = y * width;
       for (let x = 0; x < width; x++) {
-        const sx = x >> 1;
-        const thisCol = 3 * at(sx, sy) + at(sx, ny);
-        if (x & 1) out[y * width + x] = (3 * thisCol + 3 * at(sx + 1, sy) + at(sx + 1, ny) + 7) >> 4;
-        else out[y * width + x] = (3 * thisCol + 3 * at(sx - 1, sy) + at(sx - 1, ny) + 8) >> 4;
+        const sx = (x >> 1) + 1;
+        out[row + x] = x & 1 ? (3 * colSums[sx] + colSums[sx + 1] + 7) >> 4 : (3 * colSums[sx] + colSums[sx - 1] + 8) >> 4;
       }
     }
   } else if (fh === 1 && fv === 2) {
