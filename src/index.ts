@@ -1,2 +1,5 @@
 // vlmkit: adapt vision-language models to real tasks from TypeScript.
 export * from "./torch/index.js";
+export * from "./data/image.js";
+export { ImageProcessor, parseImageProcessorConfig } from "./data/image_processor.js";
+export { resizeImage, centerCrop } from "./data/resample.js";
