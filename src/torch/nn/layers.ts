@@ -1,5 +1,5 @@
 // Layers with PyTorch's parameter names, shapes and default initialisation, so checkpoints load by name.
-import { Tensor, type DTypeLike, type DeviceLike } from "../tensor.js";
+import { Tensor, tidy, type DTypeLike, type DeviceLike } from "../tensor.js";
 import { empty } from "../creation.js";
 import { noGrad } from "../autograd.js";
 import * as F from "../functional.js";
@@ -113,7 +113,7 @@ export class LayerNorm extends Module {
 
 /**
  * Root-mean-square norm over the last dim with weight ones (transformers' LlamaRMSNorm): the normalisation
- * runs in float32 and is cast back to the input dtype before the weight multiplies it.
+ * runs in float32 (float64 for float64 input) and is cast back to the input dtype before the weight multiplies it.
  */
 export class RMSNorm extends Module {
   weight: Parameter;
@@ -126,6 +126,8 @@ export class RMSNorm extends Module {
     this.weight = createParameter([dim], options, init.ones_);
   }
   forward(x: Tensor): Tensor {
+    // float64 stays float64 (gradient checks, references) instead of dropping to float32 like the fused op.
+    if (x.dtype === "float64") return tidy(() => x.mul(x.square().mean(-1, true).add(this.eps).rsqrt()).mul(this.weight));
     return F.rmsNorm(x, this.weight, this.eps);
   }
 }

@@ -171,11 +171,13 @@ export abstract class Module {
   registerBuffer(name: string, t: Tensor | null, persistent = true): void {
     if (name.includes(".") || name === "") throw new Error(`registerBuffer: invalid buffer name '${name}' (no dots, not empty)`);
     const self = this as Record<string, unknown>;
-    if (!this._bufferPersistence.has(name) && name in this) {
+    const previous = self[name];
+    // A declared field (`inv_freq!: Tensor`) may already exist empty or hold a tensor; anything else is a clash.
+    const free = previous === undefined || previous === null || (isTensorValue(previous) && !(previous instanceof Parameter));
+    if (!this._bufferPersistence.has(name) && (!free || (previous === undefined && name in this && !Object.hasOwn(this, name)))) {
       throw new Error(`registerBuffer: '${name}' is already a property of ${this.constructor.name}; pick another buffer name`);
     }
     if (t instanceof Parameter) throw new Error(`registerBuffer: '${name}' is a Parameter; assign it as a property instead`);
-    const previous = self[name];
     if (isTensorValue(previous) && previous !== t) previous.dispose();
     if (t) t.kept = true;
     this._bufferPersistence.set(name, persistent);
