@@ -12,8 +12,7 @@ import {
 } from "../../src/index.js";
 import { writeSafetensors } from "../../src/torch/safetensors.js";
 import {
-  missingFixture, fixturePath, readGoldens, assertClose, assertRelClose, randomizeParameters,
-  referenceDecoder, maxDiffToArray, positionsFromMask,
+  missingFixture, fixturePath, assertClose, randomizeParameters, referenceDecoder, maxDiffToArray, positionsFromMask, checkForwardParity,
 } from "./text_helpers.js";
 
 const TINY = {
@@ -30,40 +29,6 @@ function tinyLlama(overrides: Record<string, unknown> = {}, seed = 1): LlamaForC
 const int64 = (rows: number[][]) => tensor(rows, { dtype: "int64" });
 
 // ---- parity with transformers ----
-
-/** Forward, loss and gradient parity of one fixture against its goldens (used by the Qwen2 tests too). */
-export async function checkForwardParity(name: string): Promise<void> {
-  const goldens = readGoldens(name);
-  const model = (await loadPretrained(fixturePath(name))) as unknown as LlamaForCausalLM;
-  try {
-    const out = model.forward({
-      input_ids: goldens.get("forward.input_ids"),
-      attention_mask: goldens.get("forward.attention_mask"),
-      labels: goldens.get("forward.labels"),
-      output_hidden_states: true,
-    });
-    const states = out.hidden_states!;
-    assert.equal(states.length, goldens.meta.num_hidden_states, "number of hidden states");
-    states.forEach((h, i) => assertClose(h, goldens.get(`forward.hidden_states.${i}`), 1e-4, `${name} hidden_states[${i}]`));
-    assertClose(out.logits, goldens.get("forward.logits"), 1e-4, `${name} logits`);
-    const loss = out.loss!.item();
-    assert.ok(Math.abs(loss - (goldens.meta.loss as number)) <= 1e-5, `${name} loss ${loss} vs ${goldens.meta.loss}`);
-    out.loss!.backward();
-    const names = model.namedParameters().map(([n]) => n);
-    assert.deepEqual(names, goldens.meta.parameter_names, `${name}: parameter names and order`);
-    for (const [paramName, p] of model.namedParameters()) {
-      tidy(() => {
-        const grad = p.grad;
-        assert.ok(grad, `${name}: ${paramName} got no gradient`);
-        assertRelClose(grad, goldens.get(`grad.${paramName}`), 1e-4, `${name} grad.${paramName}`);
-      });
-    }
-    dispose(out);
-  } finally {
-    model.dispose();
-    goldens.dispose();
-  }
-}
 
 for (const name of ["llama-gqa-untied", "llama-tied-linear", "llama-dynamic"]) {
   test(`${name}: hidden states, logits, loss and every gradient match transformers`, { skip: missingFixture(name) }, async () => {

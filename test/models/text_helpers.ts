@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Tensor, tidy, dispose, noGrad, manualSeed, randnLike } from "../../src/index.js";
+import { Tensor, tidy, dispose, noGrad, manualSeed, randnLike, loadPretrained, type CausalLM } from "../../src/index.js";
 import type { Module } from "../../src/torch/nn/index.js";
 import { readSafetensors } from "../../src/torch/safetensors.js";
 
@@ -75,6 +75,40 @@ export function assertRelClose(actual: Tensor, expected: Tensor, tolerance: numb
   const scale = Math.max(maxAbs(expected), 1e-12);
   const rel = maxAbsDiff(actual, expected) / scale;
   assert.ok(rel <= tolerance, `${what}: relative max difference ${rel.toExponential(3)} > ${tolerance} (scale ${scale.toExponential(3)})`);
+}
+
+/** Forward, loss and gradient parity of one fixture against its goldens (used by the Qwen2 tests too). */
+export async function checkForwardParity(name: string): Promise<void> {
+  const goldens = readGoldens(name);
+  const model = (await loadPretrained(fixturePath(name))) as unknown as CausalLM;
+  try {
+    const out = model.forward({
+      input_ids: goldens.get("forward.input_ids"),
+      attention_mask: goldens.get("forward.attention_mask"),
+      labels: goldens.get("forward.labels"),
+      output_hidden_states: true,
+    });
+    const states = out.hidden_states!;
+    assert.equal(states.length, goldens.meta.num_hidden_states, "number of hidden states");
+    states.forEach((h, i) => assertClose(h, goldens.get(`forward.hidden_states.${i}`), 1e-4, `${name} hidden_states[${i}]`));
+    assertClose(out.logits, goldens.get("forward.logits"), 1e-4, `${name} logits`);
+    const loss = out.loss!.item();
+    assert.ok(Math.abs(loss - (goldens.meta.loss as number)) <= 1e-5, `${name} loss ${loss} vs ${goldens.meta.loss}`);
+    out.loss!.backward();
+    const names = model.namedParameters().map(([n]) => n);
+    assert.deepEqual(names, goldens.meta.parameter_names, `${name}: parameter names and order`);
+    for (const [paramName, p] of model.namedParameters()) {
+      tidy(() => {
+        const grad = p.grad;
+        assert.ok(grad, `${name}: ${paramName} got no gradient`);
+        assertRelClose(grad, goldens.get(`grad.${paramName}`), 1e-4, `${name} grad.${paramName}`);
+      });
+    }
+    dispose(out);
+  } finally {
+    model.dispose();
+    goldens.dispose();
+  }
 }
 
 /** Gives every parameter of a fresh model seeded random values, norms around 1 and biases around 0. */
