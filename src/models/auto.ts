@@ -63,19 +63,21 @@ function findEntry(config: ConfigReader): ArchitectureEntry {
 }
 
 /** A loaded model with the generation defaults of its folder. */
-export type PretrainedModel = Module & { generationConfig?: GenerationConfig };
+export type PretrainedModel<M extends Module = Module> = M & { generationConfig?: GenerationConfig };
 
 /**
  * Loads a Hugging Face model folder (config.json + safetensors weights) as the vlmkit model its model_type
  * names, in eval mode, with generation_config.json (or config.json's token ids) as model.generationConfig.
  *
- *   const model = await loadPretrained("path/to/Qwen2-0.5B", { device: "cuda", dtype: "bf16" });
+ *   const model = await loadPretrained<Qwen2ForCausalLM>("path/to/Qwen2-0.5B", { device: "cuda", dtype: "bf16" });
+ *
+ * The type argument only names what the caller expects; the class is chosen by config.json.
  */
-export async function loadPretrained(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
+export async function loadPretrained<M extends Module = Module>(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel<M>> {
   const config = readModelConfig(dir);
   const entry = findEntry(config);
   const generationConfig = readGenerationConfig(dir) ?? parseGenerationConfig(config);
-  const model = (await entry.loader({ dir, config, generationConfig, options })) as PretrainedModel;
+  const model = (await entry.loader({ dir, config, generationConfig, options })) as PretrainedModel<M>;
   model.generationConfig = generationConfig;
   model.eval();
   return model;

@@ -80,9 +80,12 @@ def _tokenizer_facts(source: Path | None) -> dict:
     facts = {"vocab_size": 320, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
     if source is None:
         return facts
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(source))
+    except Exception:  # a tokenizer.json without a usable tokenizer_config.json
+        tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(source / "tokenizer.json"))
     facts["vocab_size"] = max(len(tokenizer), 64)
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         value = getattr(tokenizer, key, None)
@@ -90,6 +93,7 @@ def _tokenizer_facts(source: Path | None) -> dict:
             facts[key] = int(value)
     if getattr(tokenizer, "pad_token_id", None) is None:
         facts["pad_token_id"] = facts["eos_token_id"]
+    facts["vocab_size"] = max(facts["vocab_size"], 1 + max(facts[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id")))
     return facts
 
 
