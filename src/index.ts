@@ -3,3 +3,4 @@ export * from "./torch/index.js";
 export * from "./data/image.js";
 export { ImageProcessor, parseImageProcessorConfig } from "./data/image_processor.js";
 export { resizeImage, centerCrop } from "./data/resample.js";
+export * from "./models/index.js";

@@ -7,8 +7,6 @@ export { cat, stack, where, einsum } from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
-export { readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint } from "./safetensors.js";
-export type { SafetensorsTensorInfo, SafetensorsLoadOptions, ShardedWriteOptions, ShardedWriteResult } from "./safetensors.js";
 export * as nn from "./nn/index.js";
 export {
   Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
@@ -19,3 +17,5 @@ export { Optimizer, AdamW, SGD, clipGradNorm, Scheduler, constantSchedule, linea
 export type { ParamGroup, OptimizerStateDict, LRSchedule, SchedulerStateDict } from "./optim/index.js";
 export { gradcheck } from "./gradcheck.js";
 export type { GradcheckOptions, GradcheckResult, GradcheckElement } from "./gradcheck.js";
+export { readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint } from "./safetensors.js";
+export type { SafetensorsTensorInfo, SafetensorsLoadOptions, ShardedWriteOptions, ShardedWriteResult } from "./safetensors.js";
