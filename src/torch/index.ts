@@ -7,3 +7,8 @@ export { cat, stack, where, einsum } from "./functional.js";
 export { noGrad, enableGrad, isGradEnabled, autocast, isAutocastEnabled, manualSeed, getRngState, setRngState } from "./autograd.js";
 export * as autograd from "./autograd.js";
 export { cuda, buildInfo, setNumThreads, getNumThreads } from "./cuda.js";
+export * as nn from "./nn/index.js";
+export {
+  Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
+  Dropout, Identity, GELU, QuickGELU, SiLU, ReLU, Tanh, Sigmoid, activation, activationFn,
+} from "./nn/index.js";
