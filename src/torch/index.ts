@@ -12,3 +12,5 @@ export {
   Parameter, Module, ModuleList, Sequential, ModuleDict, Linear, Embedding, LayerNorm, RMSNorm, GroupNorm, Conv1d, Conv2d, Conv3d,
   Dropout, Identity, GELU, QuickGELU, SiLU, ReLU, Tanh, Sigmoid, activation, activationFn,
 } from "./nn/index.js";
+export { readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint } from "./safetensors.js";
+export type { SafetensorsTensorInfo, SafetensorsLoadOptions, ShardedWriteOptions, ShardedWriteResult } from "./safetensors.js";
