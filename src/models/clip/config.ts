@@ -47,7 +47,7 @@ export interface CLIPConfig {
 const asReader = (source: ConfigReader | JsonObject, file: string) => (source instanceof ConfigReader ? source : new ConfigReader(source, file));
 
 /** A square size given as an int or as [h, w] with h == w (transformers' configs allow both spellings). */
-function squareSize(c: ConfigReader, key: string, fallback: number): number {
+export function squareSize(c: ConfigReader, key: string, fallback: number): number {
   if (!c.has(key)) return fallback;
   const value = c.raw[key];
   if (Array.isArray(value)) {

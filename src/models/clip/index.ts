@@ -11,19 +11,19 @@ const TEXT_TOWER_ROOTS = ["embeddings.", "encoder.", "final_layer_norm."];
 export const isPositionIdsBuffer = (name: string) => /(^|\.)embeddings\.position_ids$/.test(name);
 
 /**
- * Maps a checkpoint key of a single-tower checkpoint (CLIPVisionModel or CLIPTextModel, hub or transformers-5
- * layout) to our name under `prefix` ("vision_model" or "text_model"); null drops it.
+ * Maps a checkpoint key of a single-tower checkpoint (hub or transformers-5 layout) to our name under
+ * `prefix` ("vision_model" or "text_model"): keys starting with one of the tower's top-level module names
+ * get the prefix; stored position ids are dropped (null).
  */
-export function towerKey(name: string, prefix: "vision_model" | "text_model"): string | null {
+export function towerKey(name: string, prefix: "vision_model" | "text_model", roots: readonly string[]): string | null {
   if (isPositionIdsBuffer(name)) return null;
   if (name.startsWith(`${prefix}.`)) return name;
-  const roots = prefix === "vision_model" ? VISION_TOWER_ROOTS : TEXT_TOWER_ROOTS;
   return roots.some((root) => name.startsWith(root)) ? `${prefix}.${name}` : name;
 }
 
 /** Checkpoint key -> CLIPVisionModel name. */
-export const clipVisionKey = (name: string) => towerKey(name, "vision_model");
+export const clipVisionKey = (name: string) => towerKey(name, "vision_model", VISION_TOWER_ROOTS);
 /** Checkpoint key -> CLIPTextModel name. */
-export const clipTextKey = (name: string) => towerKey(name, "text_model");
+export const clipTextKey = (name: string) => towerKey(name, "text_model", TEXT_TOWER_ROOTS);
 /** Checkpoint key -> CLIPModel name (both layouts already agree; only stored position ids are dropped). */
 export const clipModelKey = (name: string) => (isPositionIdsBuffer(name) ? null : name);
