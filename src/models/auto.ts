@@ -1,0 +1,131 @@
+// loadPretrained(): open a Hugging Face folder and build the model its config.json names. Architectures
+// register themselves (src/models/<arch>/index.ts calls registerArchitecture), keyed by model_type, with
+// the transformers class names of "architectures" as a fallback.
+import type { DeviceLike } from "../torch/index.js";
+import { Module, Embedding, skipRandomInit } from "../torch/nn/index.js";
+import { ConfigReader, type JsonObject } from "./common/config_reader.js";
+import {
+  loadWeights, parseGenerationConfig, readGenerationConfig, readModelConfig,
+  type GenerationConfig, type LoadDType, type LoadWeightsOptions,
+} from "./common/hf_folder.js";
+import type { CausalLMInputs, CausalLMOutput } from "./common/outputs.js";
+
+export interface LoadPretrainedOptions {
+  /** Where the weights go (default "cpu"). */
+  device?: DeviceLike;
+  /** dtype of floating weights (default float32; "auto" keeps the checkpoint's). */
+  dtype?: LoadDType;
+}
+
+/** What a loader gets: the folder, its parsed config, and the caller's options. */
+export interface PretrainedContext {
+  dir: string;
+  config: ConfigReader;
+  generationConfig: GenerationConfig;
+  options: LoadPretrainedOptions;
+}
+
+export type ArchitectureLoader = (context: PretrainedContext) => Module | Promise<Module>;
+
+interface ArchitectureEntry {
+  modelType: string;
+  loader: ArchitectureLoader;
+  architectures: string[];
+}
+
+const registry = new Map<string, ArchitectureEntry>();
+
+/**
+ * Makes loadPretrained() build folders whose config.json has this model_type (or, when model_type is
+ * absent, one of these transformers class names in "architectures"). Registering a type again replaces it.
+ */
+export function registerArchitecture(modelType: string, loader: ArchitectureLoader, options: { architectures?: string[] } = {}): void {
+  registry.set(modelType, { modelType, loader, architectures: options.architectures ?? [] });
+}
+
+/** The model_type values loadPretrained() understands, sorted. */
+export function supportedModelTypes(): string[] {
+  return [...registry.keys()].sort();
+}
+
+function findEntry(config: ConfigReader): ArchitectureEntry {
+  const modelType = config.string("model_type", null);
+  const architectures = config.stringList("architectures") ?? [];
+  const byType = modelType === null ? undefined : registry.get(modelType);
+  if (byType) return byType;
+  if (modelType === null) {
+    for (const entry of registry.values()) {
+      if (entry.architectures.some((a) => architectures.includes(a))) return entry;
+    }
+  }
+  const what = modelType !== null ? `model_type "${modelType}"` : architectures.length > 0 ? `architectures ${JSON.stringify(architectures)}` : "no model_type";
+  throw new Error(`${config.file}: ${what} is not supported; supported model types: ${supportedModelTypes().join(", ") || "none registered"}`);
+}
+
+/** A loaded model with the generation defaults of its folder. */
+export type PretrainedModel = Module & { generationConfig?: GenerationConfig };
+
+/**
+ * Loads a Hugging Face model folder (config.json + safetensors weights) as the vlmkit model its model_type
+ * names, in eval mode, with generation_config.json (or config.json's token ids) as model.generationConfig.
+ *
+ *   const model = await loadPretrained("path/to/Qwen2-0.5B", { device: "cuda", dtype: "bf16" });
+ */
+export async function loadPretrained(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel> {
+  const config = readModelConfig(dir);
+  const entry = findEntry(config);
+  const generationConfig = readGenerationConfig(dir) ?? parseGenerationConfig(config);
+  const model = (await entry.loader({ dir, config, generationConfig, options })) as PretrainedModel;
+  model.generationConfig = generationConfig;
+  model.eval();
+  return model;
+}
+
+// ---- causal language models (the text side, also the language_model of VLMs) ----
+
+/** What every causal LM here offers (LlamaForCausalLM, Qwen2ForCausalLM, ...). */
+export interface CausalLM extends Module {
+  readonly config: { model_type: string; vocab_size: number; hidden_size: number; eos_token_id: number[] | null; pad_token_id: number | null; bos_token_id: number | null };
+  forward(inputs: CausalLMInputs): CausalLMOutput;
+  /** [tied, source] parameter names that share one tensor. */
+  tiedWeights(): [string, string][];
+  getInputEmbeddings(): Embedding;
+}
+
+export type CausalLMBuilder = (config: ConfigReader) => CausalLM;
+
+const causalLMBuilders = new Map<string, CausalLMBuilder>();
+
+/** Lets buildCausalLM() make this model_type (VLMs build their language_model from text_config this way). */
+export function registerCausalLM(modelType: string, build: CausalLMBuilder): void {
+  causalLMBuilders.set(modelType, build);
+}
+
+/**
+ * Builds a causal LM from a config object by its model_type, with random weights (wrap in skipRandomInit
+ * when weights are loaded right after). `file` names the source in errors ("config.json: text_config").
+ */
+export function buildCausalLM(config: ConfigReader | JsonObject, file = "config.json"): CausalLM {
+  const reader = config instanceof ConfigReader ? config : new ConfigReader(config, file);
+  const modelType = reader.string("model_type", null);
+  const build = modelType === null ? undefined : causalLMBuilders.get(modelType);
+  if (!build) {
+    throw new Error(`${reader.file}: ${reader.path ? reader.path + "." : ""}model_type ${JSON.stringify(modelType)} is not a supported language model; supported: ${[...causalLMBuilders.keys()].sort().join(", ")}`);
+  }
+  return build(reader);
+}
+
+/** The loader of a plain causal LM folder: build with placeholder weights, then load the safetensors. */
+export function causalLMLoader(build: CausalLMBuilder): ArchitectureLoader {
+  return ({ dir, config, options }) => {
+    const model = skipRandomInit(() => build(config));
+    try {
+      const loadOptions: LoadWeightsOptions = { dtype: options.dtype, device: options.device, tiedWeights: model.tiedWeights() };
+      loadWeights(model, dir, loadOptions);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
+  };
+}
