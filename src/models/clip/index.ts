@@ -1,4 +1,12 @@
-// CLIP: configs, models, and the checkpoint key layouts they accept.
+// CLIP: registers clip / clip_vision_model / clip_text_model with loadPretrained(), and exports the
+// configs, the models and the checkpoint key layouts they accept.
+import { registerArchitecture, type ArchitectureLoader } from "../auto.js";
+import { loadWeights } from "../common/hf_folder.js";
+import type { ConfigReader } from "../common/config_reader.js";
+import { skipRandomInit, type Module } from "../../torch/nn/index.js";
+import { parseCLIPConfig, parseCLIPTextConfig, parseCLIPVisionConfig } from "./config.js";
+import { CLIPModel, CLIPTextModel, CLIPVisionModel } from "./model.js";
+
 export * from "./config.js";
 export * from "./model.js";
 
@@ -27,3 +35,21 @@ export const clipVisionKey = (name: string) => towerKey(name, "vision_model", VI
 export const clipTextKey = (name: string) => towerKey(name, "text_model", TEXT_TOWER_ROOTS);
 /** Checkpoint key -> CLIPModel name (both layouts already agree; only stored position ids are dropped). */
 export const clipModelKey = (name: string) => (isPositionIdsBuffer(name) ? null : name);
+
+/** A loader that builds a model with placeholder weights, then loads the folder's safetensors through renameKey. */
+export function towerLoader(build: (config: ConfigReader) => Module, renameKey: (name: string) => string | null): ArchitectureLoader {
+  return ({ dir, config, options }) => {
+    const model = skipRandomInit(() => build(config));
+    try {
+      loadWeights(model, dir, { dtype: options.dtype, device: options.device, renameKey });
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return model;
+  };
+}
+
+registerArchitecture("clip", towerLoader((c) => new CLIPModel(parseCLIPConfig(c)), clipModelKey), { architectures: ["CLIPModel"] });
+registerArchitecture("clip_vision_model", towerLoader((c) => new CLIPVisionModel(parseCLIPVisionConfig(c)), clipVisionKey), { architectures: ["CLIPVisionModel"] });
+registerArchitecture("clip_text_model", towerLoader((c) => new CLIPTextModel(parseCLIPTextConfig(c)), clipTextKey), { architectures: ["CLIPTextModel"] });

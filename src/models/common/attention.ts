@@ -90,7 +90,7 @@ export function buildCausalMask(options: CausalMaskOptions): CausalMask {
 function allTrue(mask: Tensor): boolean {
   const all = mask.all();
   try {
-    return all.item() !== 0;
+    return Number(all.item()) !== 0; // item() of a bool tensor is a JS boolean
   } finally {
     all.dispose();
   }
