@@ -17,7 +17,8 @@ function repoRoot(): string {
   return dir;
 }
 
-export const FIXTURES = join(repoRoot(), "fixtures");
+export const REPO_ROOT = repoRoot();
+export const FIXTURES = join(REPO_ROOT, "fixtures");
 
 export const fixturePath = (name: string) => join(FIXTURES, name);
 
