@@ -62,6 +62,14 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
+def _perturb(model, scale: float = 0.05) -> None:
+    """Adds seeded noise to every parameter: freshly initialised biases are zeros and norms ones, which would
+    let a wrong bias or norm term pass unnoticed."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * scale)
+
+
 def _hidden_states(prefix: str, states) -> dict:
     return {f"{prefix}.hidden_states.{i}": h for i, h in enumerate(states)}
 
@@ -116,6 +124,7 @@ def make_clip(out_dir: Path) -> None:
     )
     config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=16)
     model = CLIPModel(config).eval()
+    _perturb(model)
     model.save_pretrained(folder, safe_serialization=True)
 
     input_ids, attention_mask = _clip_text_inputs(99, eos_token_id=98, pad_token_id=1)
@@ -173,6 +182,7 @@ def make_clip_vision(out_dir: Path) -> None:
         image_size=30, patch_size=6, num_channels=3, hidden_act="gelu", projection_dim=16,
     )
     model = CLIPVisionModel(config).eval()
+    _perturb(model)
     model.save_pretrained(folder, safe_serialization=True)
 
     pixel_values = torch.randn(2, 3, 30, 30)
@@ -214,6 +224,10 @@ def make_siglip(out_dir: Path) -> None:
     )
     config = SiglipConfig(text_config=text_config, vision_config=vision_config)
     model = SiglipModel(config).eval()
+    _perturb(model)
+    with torch.no_grad():  # transformers initialises both to zero
+        model.logit_scale.fill_(2.3)
+        model.logit_bias.fill_(-1.5)
     model.save_pretrained(folder, safe_serialization=True)
 
     generator = torch.Generator().manual_seed(SEED + 31)
@@ -387,6 +401,7 @@ def make_llava(out_dir: Path, name: str, vision_feature_layer, strategy: str) ->
     for attempt in range(20):
         _seed(100 * attempt + base_seed)
         model = LlavaForConditionalGeneration(config).eval()
+        _perturb(model)
         greedy, gap = _greedy(model, single, steps)
         if gap > 1e-3:
             break
