@@ -304,7 +304,10 @@ def _bpe_tokenizer(out_dir: Path):
     if IMAGE_TOKEN not in tokenizer.get_vocab():
         tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or IMAGE_TOKEN
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:  # never pad with the image token: padding would count as image placeholders
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
     return tokenizer
 
 
