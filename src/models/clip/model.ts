@@ -2,7 +2,7 @@
 // two projections into a shared embedding space. Property paths equal the Hugging Face weight names
 // (vision_model.encoder.layers.0.self_attn.q_proj.weight, text_model.final_layer_norm.bias, ...).
 import { Tensor, tidy, arange, cat, noGrad, F } from "../../torch/index.js";
-import { Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Conv2d, activation, type ActivationModule } from "../../torch/nn/index.js";
+import { Module, ModuleList, Parameter, Linear, Embedding, LayerNorm, Conv2d, activation, init, type ActivationModule } from "../../torch/nn/index.js";
 import { empty } from "../../torch/creation.js";
 import type { CLIPConfig, CLIPTextConfig, CLIPVisionConfig } from "./config.js";
 
@@ -163,7 +163,7 @@ export class CLIPVisionEmbeddings extends Module {
     super();
     this.imageSize = config.image_size;
     this.patchSize = config.patch_size;
-    this.class_embedding = new Parameter(noGrad(() => empty([config.hidden_size]).normal_()));
+    this.class_embedding = new Parameter(init.normal_(empty([config.hidden_size])));
     this.patch_embedding = new Conv2d(config.num_channels, config.hidden_size, config.patch_size, { stride: config.patch_size, bias: false });
     this.numPositions = Math.floor(config.image_size / config.patch_size) ** 2 + 1;
     this.position_embedding = new Embedding(this.numPositions, config.hidden_size);
@@ -442,7 +442,7 @@ export class CLIPModel extends Module {
     this.vision_model = new CLIPVisionTransformer(config.vision_config);
     this.visual_projection = new Linear(config.vision_config.hidden_size, config.projection_dim, { bias: false });
     this.text_projection = new Linear(config.text_config.hidden_size, config.projection_dim, { bias: false });
-    this.logit_scale = new Parameter(noGrad(() => empty([]).fill_(config.logit_scale_init_value)));
+    this.logit_scale = new Parameter(init.constant_(empty([]), config.logit_scale_init_value));
   }
 
   /** Projected (not normalised) image features [images, projection_dim]. */

@@ -3,7 +3,7 @@
 // a pairwise sigmoid loss. The encoder layers are CLIP's (transformers copies them); property paths equal
 // the Hugging Face weight names (vision_model.head.attention.in_proj_weight, text_model.head.bias, ...).
 import { Tensor, tidy, arange, noGrad, eye, F } from "../../torch/index.js";
-import { Module, Parameter, Linear, Embedding, LayerNorm, Conv2d } from "../../torch/nn/index.js";
+import { Module, Parameter, Linear, Embedding, LayerNorm, Conv2d, init } from "../../torch/nn/index.js";
 import { empty } from "../../torch/creation.js";
 import { CLIPEncoder, CLIPMLP, type BaseModelOutputWithPooling, type TextForwardInputs, type VisionForwardOptions } from "../clip/model.js";
 import type { SiglipConfig, SiglipTextConfig, SiglipVisionConfig } from "./config.js";
@@ -78,8 +78,8 @@ export class MultiheadAttention extends Module {
     this.headDim = embedDim / numHeads;
     if (!Number.isInteger(this.headDim)) throw new Error(`attention pooling head: hidden_size ${embedDim} must be divisible by num_attention_heads ${numHeads}`);
     const bound = Math.sqrt(6 / (embedDim + 3 * embedDim)); // xavier_uniform_ over [3E, E], as torch initialises it
-    this.in_proj_weight = new Parameter(noGrad(() => empty([3 * embedDim, embedDim]).uniform_(-bound, bound)));
-    this.in_proj_bias = new Parameter(noGrad(() => empty([3 * embedDim]).zero_()));
+    this.in_proj_weight = new Parameter(init.uniform_(empty([3 * embedDim, embedDim]), -bound, bound));
+    this.in_proj_bias = new Parameter(init.zeros_(empty([3 * embedDim])));
     this.out_proj = new Linear(embedDim, embedDim);
   }
 
@@ -108,7 +108,7 @@ export class SiglipMultiheadAttentionPoolingHead extends Module {
 
   constructor(config: SiglipVisionConfig) {
     super();
-    this.probe = new Parameter(noGrad(() => empty([1, 1, config.hidden_size]).normal_()));
+    this.probe = new Parameter(init.normal_(empty([1, 1, config.hidden_size])));
     this.attention = new MultiheadAttention(config.hidden_size, config.num_attention_heads);
     this.layernorm = new LayerNorm(config.hidden_size, { eps: config.layer_norm_eps });
     this.mlp = new CLIPMLP(config);
@@ -316,8 +316,8 @@ export class SiglipModel extends Module {
     this.config = config;
     this.text_model = new SiglipTextTransformer(config.text_config);
     this.vision_model = new SiglipVisionTransformer(config.vision_config);
-    this.logit_scale = new Parameter(noGrad(() => empty([1]).zero_()));
-    this.logit_bias = new Parameter(noGrad(() => empty([1]).zero_()));
+    this.logit_scale = new Parameter(init.zeros_(empty([1])));
+    this.logit_bias = new Parameter(init.zeros_(empty([1])));
   }
 
   /** Pooled image features [images, hidden] (the head's output, not normalised). */
