@@ -1,7 +1,7 @@
 // Text generation with a KV cache, as transformers' generate() does it for decoder-only models: left-padded
 // batches, position ids from the attention mask, greedy or sampled (temperature, top-k, top-p) tokens,
 // stopping on eos ids, stop strings or max_new_tokens, finished rows padded with pad_token_id.
-import { Tensor, tidy, noGrad, tensor, ones, rand, cat, manualSeed, dispose, F } from "../torch/index.js";
+import { Tensor, tidy, keep, noGrad, tensor, ones, rand, cat, stack, manualSeed, dispose, F } from "../torch/index.js";
 import { KVCache } from "./common/kv_cache.js";
 import type { CausalLMInputs, CausalLMOutput } from "./common/outputs.js";
 import type { GenerationConfig } from "./common/hf_folder.js";
@@ -44,6 +44,17 @@ export interface GenerateOptions {
   tokenizer?: DecodingTokenizer;
   /** Extra inputs for the first (prompt) forward only, e.g. { pixel_values } for a vision-language model. */
   model_inputs?: Record<string, unknown>;
+  /** With return_dict_in_generate: also return each step's raw logits (before sampling warpers). */
+  output_logits?: boolean;
+  /** Return { sequences, logits? } instead of the sequences alone (transformers' GenerateDecoderOnlyOutput). */
+  return_dict_in_generate?: boolean;
+}
+
+export interface GenerateOutput {
+  /** [batch, prompt + new] ids (int64). */
+  sequences: Tensor;
+  /** With output_logits: [steps, batch, vocab] float32 logits of each generated position. */
+  logits?: Tensor;
 }
 
 interface SamplingSettings {
@@ -114,7 +125,9 @@ function int64Rows(rows: number[][], device: string): Tensor {
  * decoding gives transformers' tokens; sampling is reproducible for a given seed. Memory stays flat: each
  * step runs in its own tidy() and the cache replaces its tensors as it grows.
  */
-export function generate(model: GenerativeModel, options: GenerateOptions): Tensor {
+export function generate(model: GenerativeModel, options: GenerateOptions & { return_dict_in_generate: true }): GenerateOutput;
+export function generate(model: GenerativeModel, options: GenerateOptions): Tensor;
+export function generate(model: GenerativeModel, options: GenerateOptions): Tensor | GenerateOutput {
   const gen = model.generationConfig ?? {};
   const inputIds = options.input_ids;
   if (inputIds.ndim !== 2) throw new Error(`generate: input_ids must be [batch, seq], got [${inputIds.shape}]`);
@@ -152,6 +165,8 @@ export function generate(model: GenerativeModel, options: GenerateOptions): Tens
     const nextPosition = maskRows.map((row) => row.reduce((a, b) => a + (b !== 0 ? 1 : 0), 0));
     const maxStopLength = Math.max(0, ...stopStrings.map((s) => s.length));
 
+    const stepLogits: Tensor[] = [];
+    const keepLogits = options.return_dict_in_generate === true && options.output_logits === true;
     let attentionMask = int64Rows(maskRows, device);
     let out: CausalLMOutput | null = null;
     try {
@@ -170,6 +185,7 @@ export function generate(model: GenerativeModel, options: GenerateOptions): Tens
       for (let step = 0; step < maxNewTokens; step++) {
         const tokens = tidy(() => {
           const logits = out!.logits.select(1, out!.logits.shape[1] - 1).float();
+          if (keepLogits) stepLogits.push(keep(logits.clone()));
           return chooseTokens(logits, settings).dataAsNumbers();
         });
         dispose(out);
@@ -200,12 +216,22 @@ export function generate(model: GenerativeModel, options: GenerateOptions): Tens
           });
         });
       }
+    } catch (error) {
+      dispose(stepLogits);
+      throw error;
     } finally {
       if (out) dispose(out);
       attentionMask.dispose();
       cache.dispose();
     }
-    return int64Rows(promptRows.map((row, b) => [...row, ...generated[b]]), device);
+    const sequences = int64Rows(promptRows.map((row, b) => [...row, ...generated[b]]), device);
+    if (!options.return_dict_in_generate) return sequences;
+    const result: GenerateOutput = { sequences };
+    if (keepLogits) {
+      result.logits = stack(stepLogits, 0);
+      dispose(stepLogits);
+    }
+    return result;
   });
 }
 

@@ -1,6 +1,6 @@
 // Causal attention shared by the decoders: the combined causal + padding (+ sliding window) mask that
 // transformers' masking_utils builds for SDPA, and the SDPA call itself.
-import { Tensor, arange, noGrad, F, type DType } from "../../torch/index.js";
+import { Tensor, arange, noGrad, tidy, F, type DType } from "../../torch/index.js";
 
 export interface CausalMaskOptions {
   batchSize: number;
@@ -35,56 +35,33 @@ export function buildCausalMask(options: CausalMaskOptions): CausalMask {
   const { batchSize, queryLength, pastLength, device } = options;
   const keyLength = pastLength + queryLength;
   const window = options.slidingWindow ?? null;
-  return noGrad(() => {
-    let padding: Tensor | null = null;
-    if (options.attentionMask) {
-      const given = options.attentionMask;
-      if (given.ndim !== 2 || given.shape[0] !== batchSize) {
-        throw new Error(`attention_mask must be [batch, length] = [${batchSize}, ${keyLength}] (past + current tokens), got [${given.shape}]`);
-      }
-      const width = given.shape[1];
-      const bool = given.dtype === "bool" ? given.alias() : given.ne(0);
-      if (width >= keyLength) {
-        padding = bool.narrow(1, 0, keyLength);
-        bool.dispose();
-      } else {
+  return noGrad(() =>
+    tidy(() => {
+      let padding: Tensor | null = null;
+      if (options.attentionMask) {
+        const given = options.attentionMask;
+        if (given.ndim !== 2 || given.shape[0] !== batchSize) {
+          throw new Error(`attention_mask must be [batch, length] = [${batchSize}, ${keyLength}] (past + current tokens), got [${given.shape}]`);
+        }
+        const width = given.shape[1];
+        const real = given.dtype === "bool" ? given : given.ne(0);
         // transformers pads a short mask with zeros (the missing positions are not attended).
-        padding = F.pad(bool.to("int32"), [0, keyLength - width]).ne(0);
-        bool.dispose();
+        padding = width >= keyLength ? real.narrow(1, 0, keyLength) : F.pad(real.to("int32"), [0, keyLength - width]).ne(0);
       }
-    }
-    const noPadding = padding === null || allTrue(padding);
-    const windowInactive = window === null || keyLength < window;
-    if ((queryLength === 1 || keyLength === queryLength) && windowInactive && noPadding) {
-      padding?.dispose();
-      return { mask: null, isCausal: queryLength > 1, queryHasKeys: null };
-    }
-    const queryPositions = arange(pastLength, keyLength, 1, { device }).view(1, 1, queryLength, 1);
-    const keyPositions = arange(0, keyLength, 1, { device }).view(1, 1, 1, keyLength);
-    let allowed = keyPositions.le(queryPositions);
-    if (window !== null) {
-      const lower = queryPositions.sub(window);
-      const inWindow = keyPositions.gt(lower);
-      const both = allowed.logicalAnd(inWindow);
-      for (const t of [lower, inWindow, allowed]) t.dispose();
-      allowed = both;
-    }
-    if (padding !== null) {
-      const keyIsReal = padding.view(batchSize, 1, 1, keyLength);
-      const both = allowed.logicalAnd(keyIsReal);
-      allowed.dispose();
-      keyIsReal.dispose();
-      allowed = both;
-    }
-    const expanded = allowed.expand(batchSize, 1, queryLength, keyLength);
-    const hasKeys = expanded.any(-1, true);
-    const noKeys = hasKeys.logicalNot();
-    const mask = expanded.logicalOr(noKeys);
-    const queryHasKeys = hasKeys.to(options.dtype);
-    for (const t of [queryPositions, keyPositions, allowed, expanded, hasKeys, noKeys]) t.dispose();
-    padding?.dispose();
-    return { mask, isCausal: false, queryHasKeys };
-  });
+      const windowInactive = window === null || keyLength < window;
+      if ((queryLength === 1 || keyLength === queryLength) && windowInactive && (padding === null || allTrue(padding))) {
+        return { mask: null, isCausal: queryLength > 1, queryHasKeys: null };
+      }
+      const queryPositions = arange(pastLength, keyLength, 1, { device }).view(1, 1, queryLength, 1);
+      const keyPositions = arange(0, keyLength, 1, { device }).view(1, 1, 1, keyLength);
+      let allowed = keyPositions.le(queryPositions);
+      if (window !== null) allowed = allowed.logicalAnd(keyPositions.gt(queryPositions.sub(window)));
+      if (padding !== null) allowed = allowed.logicalAnd(padding.view(batchSize, 1, 1, keyLength));
+      const expanded = allowed.expand(batchSize, 1, queryLength, keyLength);
+      const hasKeys = expanded.any(-1, true);
+      return { mask: expanded.logicalOr(hasKeys.logicalNot()), isCausal: false, queryHasKeys: hasKeys.to(options.dtype) };
+    }),
+  );
 }
 
 function allTrue(mask: Tensor): boolean {

@@ -50,7 +50,7 @@ export interface CausalLMLossOptions {
 
 /**
  * transformers' ForCausalLMLoss: logits at position t predict labels at t+1. Labels are padded with
- * ignoreIndex on the right and shifted left, logits are upcast to float32, and the cross entropy is the
+ * ignoreIndex on the right and shifted left, half-precision logits are upcast to float32, and the cross entropy is the
  * mean over non-ignored tokens (or the sum divided by numItemsInBatch).
  */
 export function causalLMLoss(logits: Tensor, labels: Tensor, options: CausalLMLossOptions = {}): Tensor {
@@ -59,7 +59,8 @@ export function causalLMLoss(logits: Tensor, labels: Tensor, options: CausalLMLo
   if (labels.ndim !== 2 || labels.shape[0] !== logits.shape[0] || labels.shape[1] !== logits.shape[1]) {
     throw new Error(`labels must be [batch, seq] = [${logits.shape.slice(0, 2)}] like the logits, got [${labels.shape}]`);
   }
-  const logits32 = logits.dtype === "float32" ? logits.alias() : logits.float();
+  // Half-precision logits are upcast (as transformers does); float32 and float64 stay as they are.
+  const logits32 = logits.dtype === "float16" || logits.dtype === "bfloat16" ? logits.float() : logits.alias();
   const labels64 = labels.dtype === "int64" ? labels.alias() : labels.long();
   const padded = F.pad(labels64, [0, 1], "constant", ignoreIndex);
   const shifted = padded.slice(1, 1, null);
