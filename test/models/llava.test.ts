@@ -216,3 +216,27 @@ test("llava: tie_word_embeddings shares lm_head with the input embeddings", () =
   assert.deepEqual(model.tiedWeights(), [["lm_head.weight", "model.language_model.embed_tokens.weight"]]);
   model.dispose();
 });
+
+test("llava: a SigLIP vision tower (no class token; 'full' keeps every patch) feeds the projector", () => {
+  manualSeed(14);
+  const config = parseLlavaConfig({
+    ...TINY_LLAVA,
+    vision_feature_select_strategy: "full",
+    vision_config: { model_type: "siglip_vision_model", hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, image_size: 8, patch_size: 4, vision_use_head: false },
+  });
+  const model = new LlavaForConditionalGeneration(config).eval();
+  assert.ok(model.namedParameters().some(([n]) => n === "model.vision_tower.vision_model.post_layernorm.weight"));
+  assert.ok(!model.namedParameters().some(([n]) => n.includes(".head.")), "no pooling head when vision_use_head is false");
+  noGrad(() =>
+    tidy(() => {
+      const pixels = randn([2, 3, 8, 8]);
+      const features = model.getImageFeatures(pixels);
+      assert.deepEqual(features.shape, [2, 4, 16]); // 2x2 patches, none dropped
+      const hidden = model.model.vision_tower.forward({ pixel_values: pixels, output_hidden_states: true }).hidden_states!;
+      assertClose(features, model.model.multi_modal_projector.forward(hidden[1]), 1e-6, "layer -2 of a 2-layer tower");
+      const out = model.forward({ input_ids: tinyInputs(), pixel_values: pixels });
+      assert.deepEqual(out.logits.shape, [2, 9, 64]);
+    }),
+  );
+  model.dispose();
+});
