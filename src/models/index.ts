@@ -2,6 +2,9 @@
 // Each architecture folder registers itself in its index.ts; add one import line per folder.
 import "./llama/index.js";
 import "./qwen2/index.js";
+import "./clip/index.js";
+import "./siglip/index.js";
+import "./llava/index.js";
 
 export {
   loadPretrained, registerArchitecture, supportedModelTypes, registerCausalLM, buildCausalLM, causalLMLoader,
@@ -19,3 +22,6 @@ export {
 } from "./common/hf_folder.js";
 export * from "./llama/index.js";
 export * from "./qwen2/index.js";
+export * from "./clip/index.js";
+export * from "./siglip/index.js";
+export * from "./llava/index.js";
