@@ -8,9 +8,15 @@ import { loadPretrained } from "../src/models/index.js";
 import { generate } from "../src/models/generation.js";
 import type { LlavaForConditionalGeneration } from "../src/models/llava/model.js";
 
-const IMAGE_TOKEN = 32000;
-const IMAGE_TOKENS = 576;
 const folder = process.argv[2];
+const device = process.env.BENCH_DEVICE ?? "cuda";
+// Sizes come from the checkpoint's config, so the script also runs on a tiny fixture (BENCH_DEVICE=cpu) as a check.
+const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
+const IMAGE_TOKEN: number = config.image_token_index ?? config.image_token_id;
+const IMAGE_TOKENS: number = config.image_seq_length;
+const IMAGE_SIZE: number = config.vision_config.image_size;
+const TEXT_VOCAB = Math.min(32000, IMAGE_TOKEN);
+const sync = () => { if (device.startsWith("cuda")) cuda.synchronize(); };
 
 function report(bench: string, figures: Record<string, number>): void {
   console.log(JSON.stringify({ bench, impl: "vlmkit", ...figures }));
@@ -21,27 +27,27 @@ const checkpointGiB = readdirSync(folder).filter((f) => f.endsWith(".safetensors
 function inputs(batch: number, textTokens: number): { ids: Tensor; pixels: Tensor } {
   manualSeed(0);
   return tidy(() => {
-    const text = randint(0, 32000, [batch, textTokens], { device: "cuda" });
-    const ids = cat([text.slice(1, 0, 1), full([batch, IMAGE_TOKENS], IMAGE_TOKEN, { dtype: "int64", device: "cuda" }), text.slice(1, 1)], 1);
-    return { ids, pixels: randn([batch, 3, 336, 336], { device: "cuda", dtype: "bf16" }) };
+    const text = randint(0, TEXT_VOCAB, [batch, textTokens], { device });
+    const ids = cat([text.slice(1, 0, 1), full([batch, IMAGE_TOKENS], IMAGE_TOKEN, { dtype: "int64", device }), text.slice(1, 1)], 1);
+    return { ids, pixels: randn([batch, 3, IMAGE_SIZE, IMAGE_SIZE], { device, dtype: "bf16" }) };
   });
 }
 
 let start = performance.now();
-const model = await loadPretrained<LlavaForConditionalGeneration>(folder, { device: "cuda", dtype: "bf16" });
-cuda.synchronize();
+const model = await loadPretrained<LlavaForConditionalGeneration>(folder, { device, dtype: "bf16" });
+sync();
 report("llava7b_load", { seconds: (performance.now() - start) / 1000, peakHostGiB: peakHostGiB(), checkpointGiB, peakHostRatio: peakHostGiB() / checkpointGiB });
 
 {
   const { ids, pixels } = inputs(16, 128);
-  const mask = full(ids.shape, 1, { dtype: "int64", device: "cuda" });
+  const mask = full(ids.shape, 1, { dtype: "int64", device });
   const forward = () => noGrad(() => tidy(() => { model.model.forward({ input_ids: ids, pixel_values: pixels, attention_mask: mask }).last_hidden_state; }));
   for (let i = 0; i < 2; i++) forward();
-  cuda.synchronize();
+  sync();
   const runs = 5;
   start = performance.now();
   for (let i = 0; i < runs; i++) forward();
-  cuda.synchronize();
+  sync();
   const t = (performance.now() - start) / 1000 / runs;
   report("llava7b_forward_b16", { seconds: t, tokensPerSecond: ids.numel() / t });
   ids.dispose(); pixels.dispose(); mask.dispose();
@@ -52,8 +58,8 @@ const theirsPath = "/tmp/llava7b_transformers_logits.safetensors";
 if (existsSync(theirsPath)) {
   const { ids, pixels } = inputs(2, 128);
   const figures = noGrad(() => tidy(() => {
-    const ours = model.forward({ input_ids: ids, pixel_values: pixels, attention_mask: full(ids.shape, 1, { dtype: "int64", device: "cuda" }) }).logits.float();
-    const theirs = readSafetensors(theirsPath, { device: "cuda" }).get("logits")!;
+    const ours = model.forward({ input_ids: ids, pixel_values: pixels, attention_mask: full(ids.shape, 1, { dtype: "int64", device }) }).logits.float();
+    const theirs = readSafetensors(theirsPath, { device }).get("logits")!;
     const cosine = F.cosineSimilarity(ours, theirs, -1);
     const agree = ours.argmax(-1).eq(theirs.argmax(-1)).float().mean().item();
     // positions whose top-2 logits differ by more than bf16's resolution at their magnitude
@@ -72,13 +78,13 @@ for (const batch of [1, 8]) {
   const { ids, pixels } = inputs(batch, 16);
   const run = (maxNew: number) => generate(model, { input_ids: ids, max_new_tokens: maxNew, eos_token_id: [], pad_token_id: 0, model_inputs: { pixel_values: pixels } });
   run(4).dispose();
-  cuda.synchronize();
+  sync();
   start = performance.now();
   const out = run(newTokens);
-  cuda.synchronize();
+  sync();
   const t = (performance.now() - start) / 1000;
   if (out.shape[1] !== ids.shape[1] + newTokens) throw new Error(`expected ${newTokens} new tokens, got ${out.shape[1] - ids.shape[1]}`);
   report(`llava7b_greedy_b${batch}`, { seconds: t, tokensPerSecond: (batch * newTokens) / t });
   out.dispose(); ids.dispose(); pixels.dispose();
 }
-report("llava7b_peak_gpu", { peakGiB: cuda.maxMemoryAllocated() / 2 ** 30 });
+if (device.startsWith("cuda")) report("llava7b_peak_gpu", { peakGiB: cuda.maxMemoryAllocated() / 2 ** 30 });
