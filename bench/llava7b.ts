@@ -56,10 +56,12 @@ report("llava7b_load", { seconds: (performance.now() - start) / 1000, peakHostGi
 // bf16 parity with transformers on the same checkpoint and input (its logits written by llava7b_transformers.py).
 const theirsPath = "/tmp/llava7b_transformers_logits.safetensors";
 if (existsSync(theirsPath)) {
-  const { ids, pixels } = inputs(2, 128);
   const figures = noGrad(() => tidy(() => {
-    const ours = model.forward({ input_ids: ids, pixel_values: pixels, attention_mask: full(ids.shape, 1, { dtype: "int64", device }) }).logits.float();
-    const theirs = readSafetensors(theirsPath, { device }).get("logits")!;
+    // the same input ids and pixels as transformers saw, with its logits
+    const saved = readSafetensors(theirsPath, { device });
+    const ids = saved.get("input_ids")!;
+    const ours = model.forward({ input_ids: ids, pixel_values: saved.get("pixel_values")!, attention_mask: full(ids.shape, 1, { dtype: "int64", device }) }).logits.float();
+    const theirs = saved.get("logits")!;
     const cosine = F.cosineSimilarity(ours, theirs, -1);
     const agree = ours.argmax(-1).eq(theirs.argmax(-1)).float().mean().item();
     // positions whose top-2 logits differ by more than bf16's resolution at their magnitude
@@ -70,7 +72,6 @@ if (existsSync(theirsPath)) {
     return { argmaxAgreement: agree, argmaxAgreementClearMargin: agreeClear, clearPositions: clear.float().sum().item(), positions: clear.numel(), cosineMean: cosine.mean().item(), cosineMin: cosine.min().item() };
   }));
   report("llava7b_bf16_parity", figures);
-  ids.dispose(); pixels.dispose();
 }
 
 const newTokens = 64;

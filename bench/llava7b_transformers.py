@@ -70,7 +70,8 @@ def bench(folder):
     with torch.inference_mode():
         logits = model(input_ids=ids, pixel_values=pixels, attention_mask=torch.ones_like(ids)).logits
     from safetensors.torch import save_file
-    save_file({"logits": logits.float().cpu().contiguous()}, "/tmp/llava7b_transformers_logits.safetensors")
+    save_file({"logits": logits.float().cpu().contiguous(), "input_ids": ids.cpu().contiguous(), "pixel_values": pixels.cpu().contiguous()},
+              "/tmp/llava7b_transformers_logits.safetensors")
     del logits
 
     new_tokens = 64
