@@ -1213,9 +1213,6 @@ function pySplit(s: string, sep: unknown, maxsplit: number): string[] {
       out.push(rest.slice(0, m.index));
       rest = rest.slice(m.index).replace(PY_LEADING_SPACE_RE, "");
     }
-    if (maxsplit >= 0 && out.length > maxsplit) {
-      // the last piece keeps its trailing whitespace, like Python
-    }
     return out;
   }
   const separator = String(sep);
@@ -1303,7 +1300,12 @@ function braceFormat(template: string, args: unknown[], kwargs: Record<string, u
 }
 
 /** transformers' tojson: json.dumps(x, ensure_ascii=False, indent=indent, separators=..., sort_keys=...). */
-function pyJsonDumps(value: unknown, indent: number | string | null, separators: [string, string] | null, sortKeys: boolean): string {
+function pyJsonDumps(value: unknown, indent: number | string | null, separators: [string, string] | null, sortKeys: boolean, ensureAscii = false): string {
+  const quote = (s: string) => {
+    const json = JSON.stringify(s);
+    // ensure_ascii writes every non-ASCII UTF-16 unit as \uXXXX (surrogate pairs as two escapes).
+    return ensureAscii ? json.replace(/[\u0080-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")) : json;
+  };
   const indentText = indent === null || indent === undefined ? null : typeof indent === "number" ? " ".repeat(indent) : String(indent);
   const [itemSep, keySep] = separators ?? (indentText === null ? [", ", ": "] : [",", ": "]);
   const encode = (v: unknown, level: number): string => {
@@ -1315,7 +1317,7 @@ function pyJsonDumps(value: unknown, indent: number | string | null, separators:
       if (!Number.isFinite(v)) return v > 0 ? "Infinity" : "-Infinity";
       return pyFloat(v);
     }
-    if (typeof v === "string") return JSON.stringify(v);
+    if (typeof v === "string") return quote(v);
     const inner = indentText === null ? "" : "\n" + indentText.repeat(level + 1);
     const outer = indentText === null ? "" : "\n" + indentText.repeat(level);
     if (Array.isArray(v)) {
@@ -1326,7 +1328,7 @@ function pyJsonDumps(value: unknown, indent: number | string | null, separators:
       let keys = Object.keys(v);
       if (keys.length === 0) return "{}";
       if (sortKeys) keys = keys.sort();
-      return "{" + inner + keys.map((k) => JSON.stringify(k) + keySep + encode(v[k], level + 1)).join(itemSep + inner) + outer + "}";
+      return "{" + inner + keys.map((k) => quote(k) + keySep + encode(v[k], level + 1)).join(itemSep + inner) + outer + "}";
     }
     throw new TypeError(`Object of type ${typeName(v)} is not JSON serializable`);
   };
@@ -1691,7 +1693,7 @@ const FILTERS: Record<string, FilterFn> = {
     return items.length > 0 ? items[0] : new Undefined("No first item, sequence was empty.");
   },
   last: (v) => {
-    const items = Array.isArray(v) || typeof v === "string" ? iterate(v) : iterate(v);
+    const items = iterate(v);
     return items.length > 0 ? items[items.length - 1] : new Undefined("No last item, sequence was empty.");
   },
   float: (v, a, k) => {
@@ -1720,11 +1722,8 @@ const FILTERS: Record<string, FilterFn> = {
     const blank = truthy(arg(a, k, 2, "blank", false));
     const pad = typeof width === "string" ? width : " ".repeat(Number(width));
     let s = softStr(v);
-    let newline = "\n";
-    if (s.endsWith("\n")) {
-      s = s.slice(0, -1);
-      newline += "";
-    }
+    const trailingNewline = s.endsWith("\n");
+    if (trailingNewline) s = s.slice(0, -1);
     const lines = s.split("\n");
     const body = lines
       .map((line, idx) => {
@@ -1732,7 +1731,7 @@ const FILTERS: Record<string, FilterFn> = {
         return blank || line ? pad + line : line;
       })
       .join("\n");
-    return softStr(v).endsWith("\n") ? body + newline : body;
+    return trailingNewline ? body + "\n" : body;
   },
   items: (v) => {
     if (v instanceof Undefined) return [];
@@ -1806,7 +1805,7 @@ const FILTERS: Record<string, FilterFn> = {
   tojson: (v, a, k) => {
     const indent = arg(a, k, 0, "indent", null) as number | string | null;
     const separators = k.separators as [string, string] | undefined;
-    return pyJsonDumps(v, indent, separators ?? null, truthy(k.sort_keys ?? false));
+    return pyJsonDumps(v, indent, separators ?? null, truthy(k.sort_keys ?? false), truthy(k.ensure_ascii ?? false));
   },
   trim: (v, a, k) => pyStripChars(softStr(v), arg(a, k, 0, "chars", null), true, true),
   truncate: (v, a, k) => {

@@ -221,9 +221,7 @@ export class Tokenizer {
     const spec = files.tokenizer;
     const config = files.config ?? {};
     this.config = config;
-    if (spec.truncation) {
-      // transformers ignores the file's truncation/padding unless asked at call time; so do we.
-    }
+    // The file's own "truncation"/"padding" sections are ignored, as transformers does: they are per-call options.
     this.model = buildModel(spec.model, where);
     this.normalizer = buildNormalizer(spec.normalizer, where);
     this.preTokenizer = buildPreTokenizer(spec.pre_tokenizer, where);

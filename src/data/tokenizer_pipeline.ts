@@ -384,7 +384,7 @@ function reverseVocab(vocab: Map<string, number>): Map<number, string> {
 // Merge keys pack two ids into one number; vocabularies stay far below 2^22 entries.
 const PAIR_STRIDE = 4194304;
 
-/** A symbol of a word being merged: a doubly linked list over the characters, as in tokenizers' Word. */
+/** A pending merge of the symbol at `pos` with its right neighbour. */
 interface MergeCandidate {
   pos: number;
   rank: number;
@@ -480,12 +480,9 @@ export class BpeModel implements TokenizerModel {
       const newId = this.vocabMap.get(merged);
       if (newId === undefined) throw new Error(`${where}: merge #${rank} makes ${JSON.stringify(merged)}, which is missing from the vocab`);
       const key = leftId * PAIR_STRIDE + rightId;
-      // With duplicated merges the first (lowest rank) wins, like a HashMap filled in order... keep the first.
-      if (!this.merges.has(key)) this.merges.set(key, [rank, newId]);
+      // A pair listed twice keeps its last rank, as the Rust HashMap built from the list does.
+      this.merges.set(key, [rank, newId]);
     });
-    if (this.unkToken !== undefined && !this.vocabMap.has(this.unkToken)) {
-      // tokenizers only fails when the unknown token is needed; remember it for that moment.
-    }
   }
 
   get vocabSize(): number {
