@@ -4,3 +4,5 @@ export * from "./data/image.js";
 export { ImageProcessor, parseImageProcessorConfig } from "./data/image_processor.js";
 export { resizeImage, centerCrop } from "./data/resample.js";
 export * from "./models/index.js";
+export { Tokenizer } from "./data/tokenizer.js";
+export { renderChatTemplate } from "./data/chat_template.js";
