@@ -6,3 +6,4 @@ export { resizeImage, centerCrop } from "./data/resample.js";
 export * from "./models/index.js";
 export { Tokenizer } from "./data/tokenizer.js";
 export { renderChatTemplate } from "./data/chat_template.js";
+export * from "./adapt/index.js";
