@@ -7,3 +7,4 @@ export * from "./models/index.js";
 export { Tokenizer } from "./data/tokenizer.js";
 export { renderChatTemplate } from "./data/chat_template.js";
 export * from "./adapt/index.js";
+export * from "./eval/metrics.js";
