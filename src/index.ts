@@ -8,3 +8,4 @@ export { Tokenizer } from "./data/tokenizer.js";
 export { renderChatTemplate } from "./data/chat_template.js";
 export * from "./adapt/index.js";
 export * from "./eval/metrics.js";
+export * from "./data/records.js";
