@@ -9,3 +9,4 @@ export { renderChatTemplate } from "./data/chat_template.js";
 export * from "./adapt/index.js";
 export * from "./eval/metrics.js";
 export * from "./data/records.js";
+export * from "./heads/classification.js";
