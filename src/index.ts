@@ -10,3 +10,4 @@ export * from "./adapt/index.js";
 export * from "./eval/metrics.js";
 export * from "./data/records.js";
 export * from "./heads/classification.js";
+export * from "./train/trainer.js";
