@@ -11,3 +11,4 @@ export * from "./eval/metrics.js";
 export * from "./data/records.js";
 export * from "./heads/classification.js";
 export * from "./train/trainer.js";
+export * from "./eval/answers.js";
