@@ -1,296 +1,341 @@
-// Adaptation per component (vision tower, projector, language model): frozen, LoRA or full; and LoRA adapters
-// saved and loaded in PEFT's format (adapter_config.json + adapter_model.safetensors).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { Tensor, readSafetensors, writeSafetensors, noGrad } from "../torch/index.js";
+// Adaptation per component: the vision tower, the projector, the language model and a head are each frozen,
+// adapted with LoRA, or fully trained. A LoRA target (a layer name or a regex) is matched only inside its
+// own component, so a language plan never picks up the vision tower's q_proj.
+import { isFloatingDType } from "../torch/index.js";
 import { Module, Linear, Parameter } from "../torch/nn/index.js";
-import { LoRALinear, loraLayers, replaceSubmodule, type LoRAOptions } from "./lora.js";
+import { LoRALinear, loraLayers, loraScaling, replaceSubmodule, type LoRAOptions } from "./lora.js";
+import { peftNaming, type PeftNaming } from "./naming.js";
 
-export type Component = "vision" | "projector" | "language";
-export const COMPONENTS: Component[] = ["vision", "projector", "language"];
+export type Component = "vision" | "projector" | "language" | "head";
+export const COMPONENTS: readonly Component[] = ["vision", "projector", "language", "head"];
+/** Where the vision tower, projector and language model live (module paths; "" is the whole model). */
+export type ComponentPrefixes = Record<Exclude<Component, "head">, string[]>;
 
 export interface ComponentAdaptation {
   mode: "frozen" | "lora" | "full";
+  /** LoRA rank (default 8). */
   r?: number;
+  /** LoRA alpha (default 16). */
   alpha?: number;
+  /** Dropout on the adapter input (default 0). */
   dropout?: number;
+  /** scaling alpha / sqrt(r) instead of alpha / r. */
   rslora?: boolean;
-  /** Module names ("q_proj": a path ending in it) or one regular expression matched against the whole path. */
+  /**
+   * Layer names (a module whose path is the name or ends in "." + name, as PEFT's list), one regex that must
+   * match a whole path (the full path, or the path inside the component: "layers\\.1\\.self_attn\\.q_proj"),
+   * or "all-linear" (every Linear of the component but the LM head). Default: ["q_proj", "v_proj"] for the
+   * vision tower and the language model, "all-linear" for the projector and the head.
+   */
   targetModules?: string[] | string;
 }
 
 export type AdaptationPlan = Partial<Record<Component, ComponentAdaptation>>;
 
-const has = (model: Module, path: string) => {
+export interface AdaptResult {
+  /** Every trainable parameter after adaptation, by name. */
+  trainable: [string, Parameter][];
+  /** What was done, one line per component, then PEFT's trainable-parameter line (also sent to log). */
+  report: string;
+  /** PEFT's print_trainable_parameters line alone. */
+  trainableLine: string;
+  /** LoRA-wrapped module paths per component. */
+  wrapped: Record<Component, string[]>;
+}
+
+const ADAPTATION_KEYS = new Set(["mode", "r", "alpha", "dropout", "rslora", "targetModules"]);
+const DEFAULT_TARGETS: Record<Component, string[] | string> = { vision: ["q_proj", "v_proj"], projector: "all-linear", language: ["q_proj", "v_proj"], head: "all-linear" };
+export const ALL_LINEAR = "all-linear";
+
+// ---- components ----
+
+function hasSubmodule(model: Module, path: string): boolean {
   try {
     model.getSubmodule(path);
     return true;
   } catch {
     return false;
   }
-};
-
-/**
- * Where each component lives in the model's tree. LLaVA-style VLMs: model.vision_tower,
- * model.multi_modal_projector, model.language_model + lm_head; a causal LM is all language; CLIP/SigLIP
- * vision towers are all vision.
- */
-export function componentPrefixes(model: Module): Record<Component, string[]> {
-  if (has(model, "model.vision_tower")) {
-    return { vision: ["model.vision_tower"], projector: ["model.multi_modal_projector"], language: ["model.language_model", "lm_head"] };
-  }
-  if (has(model, "vision_model") && has(model, "text_model")) return { vision: ["vision_model", "visual_projection"], projector: [], language: ["text_model", "text_projection"] };
-  if (has(model, "vision_model")) return { vision: ["vision_model"], projector: [], language: [] };
-  return { vision: [], projector: [], language: [""] };
 }
 
-const under = (path: string, prefix: string) => prefix === "" || path === prefix || path.startsWith(prefix + ".");
+/** A model that says itself where its components are (e.g. a backbone + head wrapper). */
+interface DeclaresComponents {
+  adaptComponents(): Partial<ComponentPrefixes>;
+}
+const declaresComponents = (model: Module): model is Module & DeclaresComponents =>
+  typeof (model as unknown as Partial<DeclaresComponents>).adaptComponents === "function";
 
-/** PEFT's target_modules rule: a list matches a path equal to or ending in ".name"; a string must fullmatch the path. */
+/**
+ * Where each component lives in the model's tree, from the Hugging Face layout:
+ * - LLaVA-style VLMs: vision model.vision_tower, projector model.multi_modal_projector, language
+ *   model.language_model + lm_head (a bare LlavaModel: the same without "model." and lm_head);
+ * - a causal LM (Llama, Qwen2): language model + lm_head; a bare decoder: language is the whole model;
+ * - CLIP / SigLIP: vision vision_model (+ visual_projection), language text_model (+ text_projection);
+ *   a vision tower alone (CLIPVisionModel, SiglipVisionModel) is all vision.
+ * Parameters outside every prefix (CLIP's logit_scale) belong to the head. A model can also declare its
+ * components with an adaptComponents() method returning these prefixes.
+ */
+export function componentPrefixes(model: Module): ComponentPrefixes {
+  const present = (...paths: string[]) => paths.filter((p) => hasSubmodule(model, p));
+  if (declaresComponents(model)) {
+    const declared = model.adaptComponents();
+    return { vision: declared.vision ?? [], projector: declared.projector ?? [], language: declared.language ?? [] };
+  }
+  if (hasSubmodule(model, "model.vision_tower") && hasSubmodule(model, "model.language_model")) {
+    return { vision: ["model.vision_tower"], projector: present("model.multi_modal_projector"), language: present("model.language_model", "lm_head") };
+  }
+  if (hasSubmodule(model, "vision_tower") && hasSubmodule(model, "language_model")) {
+    return { vision: ["vision_tower"], projector: present("multi_modal_projector"), language: present("language_model", "lm_head") };
+  }
+  if (hasSubmodule(model, "vision_model") || hasSubmodule(model, "text_model")) {
+    return { vision: present("vision_model", "visual_projection"), projector: [], language: present("text_model", "text_projection") };
+  }
+  if (hasSubmodule(model, "model") && hasSubmodule(model, "lm_head")) return { vision: [], projector: [], language: ["model", "lm_head"] };
+  if (hasSubmodule(model, "embed_tokens") && hasSubmodule(model, "layers")) return { vision: [], projector: [], language: [""] };
+  if (hasSubmodule(model, "embeddings.patch_embedding")) return { vision: [""], projector: [], language: [] };
+  const children = model.namedChildren().map(([k]) => k);
+  throw new Error(
+    `componentPrefixes: cannot tell where the vision tower, projector and language model of ${model.constructor.name} are ` +
+      `(its submodules: ${children.join(", ") || "none"}). Give the model an adaptComponents() method returning ` +
+      '{ vision: [...], projector: [...], language: [...] } module paths.',
+  );
+}
+
+const isUnder = (path: string, prefix: string) => prefix === "" || path === prefix || path.startsWith(prefix + ".");
+
+/** The path relative to the first prefix it lies under ("" for the prefix itself), or null. */
+function pathInside(path: string, prefixes: string[]): string | null {
+  for (const prefix of prefixes) {
+    if (prefix === "") return path;
+    if (path === prefix) return "";
+    if (path.startsWith(prefix + ".")) return path.slice(prefix.length + 1);
+  }
+  return null;
+}
+
+/** Which component a module or parameter path belongs to ("head": outside the other three). */
+export function componentOf(path: string, prefixes: ComponentPrefixes): Component {
+  for (const component of ["vision", "projector", "language"] as const) {
+    if (prefixes[component].some((p) => isUnder(path, p))) return component;
+  }
+  return "head";
+}
+
+// ---- target matching (PEFT's rules) ----
+
+const compiledPatterns = new Map<string, RegExp>();
+
+/** A Python `re` pattern as a JS RegExp that must match the whole string (Python's re.fullmatch). */
+export function fullMatchRegex(pattern: string, where = "target_modules"): RegExp {
+  let regex = compiledPatterns.get(pattern);
+  if (regex) return regex;
+  try {
+    regex = new RegExp(`^(?:${pattern.replace(/\(\?P</g, "(?<").replace(/\(\?P=(\w+)\)/g, "\\k<$1>")})$`);
+  } catch (error) {
+    throw new Error(`${where}: ${JSON.stringify(pattern)} is not a valid regular expression: ${(error as Error).message}`);
+  }
+  // Matching a large model's module paths uses the same few patterns thousands of times.
+  if (compiledPatterns.size > 256) compiledPatterns.clear();
+  compiledPatterns.set(pattern, regex);
+  return regex;
+}
+
+/** PEFT's target_modules rule: a list matches a path equal to a name or ending in "." + name; a string must match the whole path. */
 export function matchesTarget(path: string, targets: string[] | string): boolean {
-  if (typeof targets === "string") return new RegExp(`^(?:${targets})$`).test(path);
+  if (typeof targets === "string") return fullMatchRegex(targets).test(path);
   return targets.some((name) => path === name || path.endsWith("." + name));
 }
 
-export interface AdaptResult {
-  /** Trainable parameters after adaptation, by name. */
-  trainable: [string, Parameter][];
-  /** LoRA-wrapped module paths per component. */
-  wrapped: Record<Component, string[]>;
-  /** PEFT's print_trainable_parameters line. */
-  report: string;
+/** Modules LoRA can wrap (Linear, or a LoRALinear already there), skipping the insides of LoRA layers. */
+export function adaptableModules(model: Module): [string, Module][] {
+  const loraPaths = loraLayers(model).map(([path]) => path);
+  return model.namedModules().filter(([path]) => path !== "" && !loraPaths.some((lora) => path.startsWith(lora + ".")));
 }
 
-/** "trainable params: X || all params: Y || trainable%: Z", as PEFT prints it. */
+const isAdaptable = (m: Module) => m instanceof Linear || m instanceof LoRALinear;
+
+/** The output layer that "all-linear" leaves out, as PEFT does for models with an LM head. */
+export function outputLayerPaths(model: Module): string[] {
+  return hasSubmodule(model, "lm_head") ? ["lm_head"] : [];
+}
+
+// ---- what adaptModel remembers for saveAdapter ----
+
+export interface AdaptationState {
+  /** Module paths (ours) trained in full: saved as PEFT's modules_to_save. */
+  fullModules: string[];
+  /** Trained parameters that sit on the model root (CLIP's logit_scale): PEFT files cannot hold them. */
+  rootParameters: string[];
+  /** base_model_name_or_path of the adapter that was loaded, if any. */
+  baseModelPath?: string | null;
+}
+const adaptationStates = new WeakMap<Module, AdaptationState>();
+
+export function adaptationState(model: Module): AdaptationState {
+  let state = adaptationStates.get(model);
+  if (!state) {
+    state = { fullModules: [], rootParameters: [] };
+    adaptationStates.set(model, state);
+  }
+  return state;
+}
+
+// ---- adaptModel ----
+
+/** "trainable params: X || all params: Y || trainable%: Z", as PEFT's print_trainable_parameters. */
 export function trainableReport(model: Module): string {
   const all = model.numParameters();
   const trainable = model.numParameters(true);
-  return `trainable params: ${trainable.toLocaleString("en-US")} || all params: ${all.toLocaleString("en-US")} || trainable%: ${((100 * trainable) / Math.max(1, all)).toFixed(4)}`;
+  const percent = all === 0 ? 0 : (100 * trainable) / all;
+  return `trainable params: ${trainable.toLocaleString("en-US")} || all params: ${all.toLocaleString("en-US")} || trainable%: ${percent.toFixed(4)}`;
+}
+
+function checkPlan(plan: AdaptationPlan): void {
+  if (plan === null || typeof plan !== "object") throw new Error(`adaptModel: the plan must be an object like { language: { mode: "lora" } }, got ${JSON.stringify(plan)}`);
+  for (const [component, adaptation] of Object.entries(plan)) {
+    if (!COMPONENTS.includes(component as Component)) {
+      throw new Error(`adaptModel: unknown component '${component}' in the plan; components are ${COMPONENTS.join(", ")}`);
+    }
+    if (adaptation === undefined) continue;
+    if (adaptation === null || typeof adaptation !== "object") throw new Error(`adaptModel: ${component} must be an object with a mode, got ${JSON.stringify(adaptation)}`);
+    for (const key of Object.keys(adaptation)) {
+      if (!ADAPTATION_KEYS.has(key)) throw new Error(`adaptModel: ${component}.${key} is not an option; options are ${[...ADAPTATION_KEYS].join(", ")}`);
+    }
+    if (!["frozen", "lora", "full"].includes(adaptation.mode)) {
+      throw new Error(`adaptModel: ${component}.mode must be "frozen", "lora" or "full", got ${JSON.stringify(adaptation.mode)}`);
+    }
+    const targets = adaptation.targetModules;
+    if (targets !== undefined && typeof targets !== "string" && !(Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === "string" && t !== ""))) {
+      throw new Error(`adaptModel: ${component}.targetModules must be a non-empty list of layer names or one regex string, got ${JSON.stringify(targets)}`);
+    }
+    if (typeof targets === "string" && targets.toLowerCase() !== ALL_LINEAR) fullMatchRegex(targets, `adaptModel: ${component}.targetModules`);
+    const { r, alpha, dropout } = adaptation;
+    if (r !== undefined && !(Number.isInteger(r) && r > 0)) throw new Error(`adaptModel: ${component}.r must be a positive integer, got ${JSON.stringify(r)}`);
+    if (alpha !== undefined && !(typeof alpha === "number" && Number.isFinite(alpha) && alpha > 0)) throw new Error(`adaptModel: ${component}.alpha must be a positive number, got ${JSON.stringify(alpha)}`);
+    if (dropout !== undefined && !(typeof dropout === "number" && dropout >= 0 && dropout < 1)) throw new Error(`adaptModel: ${component}.dropout must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  }
+}
+
+const listed = (paths: string[], count = 3) => paths.slice(0, count).join(", ") + (paths.length > count ? `, ... (+${paths.length - count} more)` : "");
+
+/**
+ * The modules of one component that a LoRA target selects. Names follow PEFT's suffix rule on the full path;
+ * a regex may match the full path (ours or PEFT's spelling) or the path inside the component. Anything
+ * selected that is not a Linear is an error, as in PEFT.
+ */
+function selectLoraTargets(
+  model: Module, component: Component, prefixes: ComponentPrefixes, targets: string[] | string, naming: PeftNaming,
+): [string, Linear | LoRALinear][] {
+  const inComponent = adaptableModules(model).filter(([path]) => componentOf(path, prefixes) === component);
+  const roots = component === "head" ? [""] : prefixes[component];
+  const allLinear = typeof targets === "string" && targets.toLowerCase() === ALL_LINEAR;
+  const outputLayers = outputLayerPaths(model);
+  const regex = typeof targets === "string" && !allLinear ? fullMatchRegex(targets, `${component}.targetModules`) : null;
+  const selected: [string, Module][] = inComponent.filter(([path, m]) => {
+    if (allLinear) return isAdaptable(m) && !outputLayers.includes(path);
+    if (regex) return regex.test(path) || regex.test(naming.toPeft(path)) || regex.test(pathInside(path, roots) ?? path);
+    return matchesTarget(path, targets as string[]) || matchesTarget(naming.toPeft(path), targets as string[]);
+  });
+  const wrong = selected.filter(([, m]) => !isAdaptable(m));
+  if (wrong.length > 0) {
+    throw new Error(
+      `adaptModel: ${component}.targetModules ${JSON.stringify(targets)} selects ${wrong.length} module(s) that are not Linear layers: ` +
+        `${listed(wrong.map(([p, m]) => `${p} (${m.constructor.name})`))}. LoRA wraps Linear layers; name those inside instead.`,
+    );
+  }
+  return selected as [string, Linear | LoRALinear][];
+}
+
+/** Linear layer names (the last path part) in a component, for error messages. */
+function linearNames(model: Module, component: Component, prefixes: ComponentPrefixes): string[] {
+  const names = adaptableModules(model)
+    .filter(([path, m]) => isAdaptable(m) && componentOf(path, prefixes) === component)
+    .map(([path]) => path.slice(path.lastIndexOf(".") + 1));
+  return [...new Set(names)].sort();
 }
 
 /**
- * Freezes the whole model, then applies the plan per component: "full" unfreezes the component, "lora" wraps
- * the Linear layers inside the component whose paths match targetModules (never outside it, so a language
- * plan cannot pick up the vision tower's q_proj). Logs what was matched and the trainable-parameter line.
+ * Freezes the whole model, then applies the plan component by component (components left out stay frozen):
+ * "full" unfreezes the component, "lora" wraps the Linear layers its targetModules select inside the
+ * component (layers already wrapped keep their adapter and become trainable again). Logs what each
+ * component got, the matched layers (count and a few paths) and PEFT's trainable-parameter line.
  */
 export function adaptModel(model: Module, plan: AdaptationPlan, log: (line: string) => void = () => {}): AdaptResult {
-  for (const key of Object.keys(plan)) {
-    if (!COMPONENTS.includes(key as Component)) throw new Error(`unknown component '${key}' in the adaptation plan (components: ${COMPONENTS.join(", ")})`);
-  }
+  checkPlan(plan);
   const prefixes = componentPrefixes(model);
+  const naming = peftNaming(model);
+  const where = (component: Component) => (component === "head" ? "outside the other components" : `under ${prefixes[component].map((p) => p || "(the whole model)").join(", ")}`);
   model.freeze();
-  const wrapped: Record<Component, string[]> = { vision: [], projector: [], language: [] };
+  const wrapped: Record<Component, string[]> = { vision: [], projector: [], language: [], head: [] };
+  const fullModules: string[] = [];
+  const rootParameters: string[] = [];
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    log(line);
+  };
   for (const component of COMPONENTS) {
-    const adaptation = plan[component];
-    if (!adaptation || adaptation.mode === "frozen") continue;
-    const roots = prefixes[component];
-    if (roots.length === 0) throw new Error(`this ${model.constructor.name} has no ${component} component to adapt`);
-    if (adaptation.mode === "full") {
-      for (const [name, p] of model.namedParameters()) if (roots.some((root) => under(name, root))) p.requiresGrad = true;
-      log(`${component}: full fine-tuning`);
-      continue;
-    }
-    if (adaptation.mode !== "lora") throw new Error(`${component}.mode must be frozen, lora or full, got '${adaptation.mode}'`);
-    const targets = adaptation.targetModules ?? ["q_proj", "v_proj"];
-    const options: LoRAOptions = { r: adaptation.r ?? 8, alpha: adaptation.alpha ?? 16, dropout: adaptation.dropout ?? 0, rslora: adaptation.rslora };
-    const matches = model
-      .namedModules()
-      .filter(([path, m]) => m instanceof Linear && roots.some((root) => under(path, root)) && matchesTarget(path, targets));
-    if (matches.length === 0) {
-      throw new Error(`${component}: targetModules ${JSON.stringify(targets)} match no Linear layer under ${roots.map((r) => r || "(root)").join(", ")}`);
-    }
-    for (const [path, m] of matches) {
-      replaceSubmodule(model, path, new LoRALinear(m as Linear, options));
-      wrapped[component].push(path);
-    }
-    const shown = matches.slice(0, 4).map(([path]) => path);
-    log(`${component}: LoRA r=${options.r} alpha=${options.alpha}${options.rslora ? " (rsLoRA)" : ""} on ${matches.length} layers: ${shown.join(", ")}${matches.length > shown.length ? ", ..." : ""}`);
-  }
-  const report = trainableReport(model);
-  log(report);
-  return { trainable: model.namedParameters().filter(([, p]) => p.requiresGrad), wrapped, report };
-}
-
-// ---- PEFT files ----
-
-const PEFT_PREFIX = "base_model.model.";
-
-function leafName(path: string): string {
-  return path.slice(path.lastIndexOf(".") + 1);
-}
-
-const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-
-/**
- * PEFT's target_modules for exactly these wrapped paths: the plain list of layer names when it selects nothing
- * else in the model, else a regex (fullmatched by PEFT) scoped to the components that hold them, else an
- * alternation of the paths themselves.
- */
-function targetModulesFor(model: Module, wrapped: string[]): string[] | string {
-  const linearPaths = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof LoRALinear).map(([path]) => path);
-  const selects = (targets: string[] | string) => {
-    const chosen = linearPaths.filter((path) => matchesTarget(path, targets));
-    return chosen.length === wrapped.length && chosen.every((path) => wrapped.includes(path));
-  };
-  const names = [...new Set(wrapped.map(leafName))].sort();
-  if (selects(names)) return names;
-  const roots = [...new Set(Object.values(componentPrefixes(model)).flat())].filter((root) => root !== "" && wrapped.some((path) => path.startsWith(root + ".")));
-  const scoped = `(?:${roots.map(escapeRegex).join("|")})\\..*\\.(?:${names.map(escapeRegex).join("|")})`;
-  if (roots.length > 0 && selects(scoped)) return scoped;
-  return wrapped.map(escapeRegex).join("|");
-}
-
-/**
- * Writes the model's LoRA layers as a PEFT adapter: adapter_config.json (ranks and alphas that differ from the
- * most common ones go to rank_pattern / alpha_pattern, as PEFT does) and adapter_model.safetensors with PEFT's
- * key names. The folder is written whole or not at all.
- */
-export function saveAdapter(model: Module, dir: string, options: { baseModelPath?: string; taskType?: string } = {}): void {
-  const layers = loraLayers(model);
-  if (layers.length === 0) throw new Error("saveAdapter: the model has no LoRA layers");
-  const mostCommon = <T>(values: T[]) => [...values.reduce((m, v) => m.set(v, (m.get(v) ?? 0) + 1), new Map<T, number>())].sort((a, b) => b[1] - a[1])[0][0];
-  const r = mostCommon(layers.map(([, l]) => l.r));
-  const alpha = mostCommon(layers.map(([, l]) => l.alpha));
-  const rslora = layers.some(([, l]) => l.rslora);
-  if (layers.some(([, l]) => l.rslora !== rslora)) throw new Error("saveAdapter: PEFT stores one use_rslora for the whole adapter; these layers mix both");
-  const rankPattern: Record<string, number> = {};
-  const alphaPattern: Record<string, number> = {};
-  const tensors = new Map<string, Tensor>();
-  for (const [path, layer] of layers) {
-    if (layer.merged) throw new Error(`saveAdapter: ${path} is merged into its base weight; unmerge it first`);
-    if (layer.r !== r) rankPattern[path] = layer.r;
-    if (layer.alpha !== alpha) alphaPattern[path] = layer.alpha;
-    tensors.set(`${PEFT_PREFIX}${path}.lora_A.weight`, layer.lora_A.weight);
-    tensors.set(`${PEFT_PREFIX}${path}.lora_B.weight`, layer.lora_B.weight);
-  }
-  const dropout = layers[0][1].lora_dropout;
-  const config = {
-    peft_type: "LORA",
-    task_type: options.taskType ?? "CAUSAL_LM",
-    base_model_name_or_path: options.baseModelPath ?? null,
-    r,
-    lora_alpha: alpha,
-    lora_dropout: "p" in dropout ? (dropout as { p: number }).p : 0,
-    target_modules: targetModulesFor(model, layers.map(([path]) => path)),
-    use_rslora: rslora,
-    use_dora: false,
-    bias: "none",
-    fan_in_fan_out: false,
-    init_lora_weights: true,
-    inference_mode: true,
-    modules_to_save: null,
-    layers_to_transform: null,
-    rank_pattern: rankPattern,
-    alpha_pattern: alphaPattern,
-  };
-  const staging = `${dir}.tmp-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true });
-  try {
-    writeFileSync(join(staging, "adapter_config.json"), JSON.stringify(config, null, 2) + "\n");
-    writeSafetensors(join(staging, "adapter_model.safetensors"), tensors, { format: "pt" });
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(staging, dir);
-  } catch (error) {
-    rmSync(staging, { recursive: true, force: true });
-    throw error;
-  }
-}
-
-interface PeftLoraConfig {
-  peft_type?: string;
-  r?: number;
-  lora_alpha?: number;
-  lora_dropout?: number;
-  target_modules?: string[] | string | null;
-  use_rslora?: boolean;
-  use_dora?: boolean;
-  bias?: string;
-  fan_in_fan_out?: boolean;
-  rank_pattern?: Record<string, number>;
-  alpha_pattern?: Record<string, number>;
-  layers_to_transform?: unknown;
-  modules_to_save?: unknown;
-}
-
-/** PEFT's pattern lookup: the first key that the path ends with (as a regex suffix). */
-function patternValue(pattern: Record<string, number> | undefined, path: string, fallback: number): number {
-  for (const [key, value] of Object.entries(pattern ?? {})) {
-    if (new RegExp(`(^|\\.)(?:${key})$`).test(path)) return value;
-  }
-  return fallback;
-}
-
-function readAdapterConfig(file: string): PeftLoraConfig {
-  if (!existsSync(file)) throw new Error(`${file} is missing: a PEFT adapter folder holds adapter_config.json and adapter_model.safetensors`);
-  let config: PeftLoraConfig;
-  try {
-    config = JSON.parse(readFileSync(file, "utf8"));
-  } catch (error) {
-    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
-  }
-  const unsupported = (key: string, why: string) => new Error(`${file}: ${key} ${why}; vlmkit loads plain LoRA adapters`);
-  if (config.peft_type !== "LORA") throw unsupported("peft_type", `is ${JSON.stringify(config.peft_type)}, not "LORA"`);
-  if (config.use_dora) throw unsupported("use_dora", "is true (DoRA is not supported)");
-  if (config.bias && config.bias !== "none") throw unsupported("bias", `is "${config.bias}" (trained biases are not supported)`);
-  if (config.fan_in_fan_out) throw unsupported("fan_in_fan_out", "is true (Conv1D-style weights are not supported)");
-  if (config.layers_to_transform != null) throw unsupported("layers_to_transform", "is set");
-  if (config.modules_to_save != null && !(Array.isArray(config.modules_to_save) && config.modules_to_save.length === 0)) throw unsupported("modules_to_save", "is set");
-  if (!Number.isInteger(config.r) || (config.r as number) <= 0) throw new Error(`${file}: r must be a positive integer, got ${JSON.stringify(config.r)}`);
-  if (!(typeof config.lora_alpha === "number" && config.lora_alpha > 0)) throw new Error(`${file}: lora_alpha must be a positive number, got ${JSON.stringify(config.lora_alpha)}`);
-  if (config.target_modules == null) throw new Error(`${file}: target_modules is missing`);
-  return config;
-}
-
-/**
- * Loads a PEFT LoRA adapter folder into model: wraps every Linear that the config's target_modules match
- * (PEFT's rule) and fills lora_A / lora_B from adapter_model.safetensors. Every wrapped layer must find both
- * weights with the right shapes and every tensor of the file must find its layer, else nothing changes and
- * the error lists what is wrong.
- */
-export function loadAdapter(model: Module, dir: string): { wrapped: string[] } {
-  const configFile = join(dir, "adapter_config.json");
-  const weightsFile = join(dir, "adapter_model.safetensors");
-  const config = readAdapterConfig(configFile);
-  if (!existsSync(weightsFile)) throw new Error(`${weightsFile} is missing (adapter_model.bin is pickle and is not read)`);
-  const weights = readSafetensors(weightsFile);
-  try {
-    const targets = config.target_modules!;
-    const matches = model.namedModules().filter(([path, m]) => (m instanceof Linear || m instanceof LoRALinear) && matchesTarget(path, targets));
-    if (matches.length === 0) throw new Error(`${configFile}: target_modules ${JSON.stringify(targets)} match no Linear layer of ${model.constructor.name}`);
-    const expected = new Set<string>();
-    const problems: string[] = [];
-    const plan: { path: string; base: Linear; r: number; alpha: number }[] = [];
-    for (const [path, m] of matches) {
-      if (m instanceof LoRALinear) {
-        problems.push(`${path} already has a LoRA adapter`);
+    const adaptation = plan[component] ?? { mode: "frozen" as const };
+    const exists = component === "head" ? model.namedParameters().some(([name]) => componentOf(name, prefixes) === "head") : prefixes[component].length > 0;
+    if (!exists) {
+      if (adaptation.mode === "frozen") continue;
+      if (component === "head") {
+        say(`head: ${model.constructor.name} has no parameters outside its vision/projector/language components (a task's own head trains with its task)`);
         continue;
       }
-      const base = m as Linear;
-      const r = patternValue(config.rank_pattern, path, config.r!);
-      const alpha = patternValue(config.alpha_pattern, path, config.lora_alpha!);
-      for (const [part, shape] of [["lora_A", [r, base.inFeatures]], ["lora_B", [base.outFeatures, r]]] as const) {
-        const key = `${PEFT_PREFIX}${path}.${part}.weight`;
-        expected.add(key);
-        const t = weights.get(key);
-        if (!t) problems.push(`missing ${key}`);
-        else if (t.shape.join(",") !== shape.join(",")) problems.push(`${key}: file [${t.shape}], model needs [${shape}]`);
+      const have = (["vision", "projector", "language"] as const).filter((c) => prefixes[c].length > 0);
+      throw new Error(`adaptModel: ${model.constructor.name} has no ${component} component to train ${adaptation.mode === "lora" ? "with LoRA" : "in full"}; it has: ${have.join(", ") || "none"}`);
+    }
+    if (adaptation.mode === "frozen") {
+      say(`${component}: frozen`);
+      continue;
+    }
+    if (adaptation.mode === "full") {
+      let tensors = 0;
+      let values = 0;
+      for (const [name, p] of model.namedParameters()) {
+        if (componentOf(name, prefixes) !== component || !isFloatingDType(p.dtype)) continue;
+        p.requiresGrad = true;
+        tensors++;
+        values += p.numel();
       }
-      plan.push({ path, base, r, alpha });
+      if (component === "head") {
+        fullModules.push(...model.namedChildren().map(([name]) => name).filter((name) => componentOf(name, prefixes) === "head"));
+        rootParameters.push(...model.namedOwnParameters().map(([name]) => name));
+      } else {
+        fullModules.push(...prefixes[component]);
+      }
+      say(`${component}: full fine-tuning, ${tensors} parameter tensors (${values.toLocaleString("en-US")} values) ${where(component)}`);
+      continue;
     }
-    const unexpected = [...weights.keys()].filter((k) => !expected.has(k));
-    if (unexpected.length > 0) problems.push(`not in the model (${unexpected.length}): ${unexpected.slice(0, 8).join(", ")}${unexpected.length > 8 ? ", ..." : ""}`);
-    if (problems.length > 0) throw new Error(`cannot load ${weightsFile} into ${model.constructor.name}:\n  ${problems.slice(0, 20).join("\n  ")}`);
-    for (const { path, base, r, alpha } of plan) {
-      const layer = new LoRALinear(base, { r, alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora ?? false });
-      noGrad(() => {
-        layer.lora_A.weight.copy_(weights.get(`${PEFT_PREFIX}${path}.lora_A.weight`)!);
-        layer.lora_B.weight.copy_(weights.get(`${PEFT_PREFIX}${path}.lora_B.weight`)!);
-      });
-      replaceSubmodule(model, path, layer);
+    const targets = adaptation.targetModules ?? DEFAULT_TARGETS[component];
+    const options: LoRAOptions = { r: adaptation.r ?? 8, alpha: adaptation.alpha ?? 16, dropout: adaptation.dropout ?? 0, rslora: adaptation.rslora ?? false };
+    const matches = selectLoraTargets(model, component, prefixes, targets, naming);
+    if (matches.length === 0) {
+      throw new Error(
+        `adaptModel: ${component}.targetModules ${JSON.stringify(targets)} match no Linear layer ${where(component)}; ` +
+          `Linear layer names there: ${linearNames(model, component, prefixes).join(", ") || "none"}`,
+      );
     }
-    return { wrapped: plan.map((p) => p.path) };
-  } finally {
-    for (const t of weights.values()) t.dispose();
+    let kept = 0;
+    for (const [path, m] of matches) {
+      if (m instanceof LoRALinear) {
+        // An adapter already in place (loaded, or from an earlier plan) is trained further, not replaced.
+        for (const p of m.loraParameters()) p.requiresGrad = true;
+        kept++;
+      } else {
+        replaceSubmodule(model, path, new LoRALinear(m, options));
+      }
+      wrapped[component].push(path);
+    }
+    const scaling = loraScaling(options);
+    say(
+      `${component}: LoRA r=${options.r} alpha=${options.alpha}${options.rslora ? " rslora" : ""} (scaling ${Number(scaling.toPrecision(6))})` +
+        `${options.dropout ? ` dropout=${options.dropout}` : ""} on ${matches.length} Linear layer(s)${kept ? ` (${kept} already adapted, kept)` : ""}: ${listed(matches.map(([p]) => p))}`,
+    );
   }
+  Object.assign(adaptationState(model), { fullModules, rootParameters });
+  const trainableLine = trainableReport(model);
+  say(trainableLine);
+  return { trainable: model.namedParameters().filter(([, p]) => p.requiresGrad), report: lines.join("\n"), trainableLine, wrapped };
 }

@@ -4,7 +4,8 @@ tokenizers, safetensors, numpy, PIL):
     python3 tools/reference/make_fixtures.py fixtures
 
 Runs, in order, the main(out_dir) of each part that sits beside this file: fixtures_tokenizer (the shared
-tiny tokenizers the model fixtures copy), fixtures_image, fixtures_text, fixtures_vision. A part whose
+tiny tokenizers the model fixtures copy), fixtures_image, fixtures_text, fixtures_vision, fixtures_lora (PEFT
+adapters on the text and vision fixtures). A part whose
 file is absent is skipped with a note; a part that fails stops the run. Every part seeds itself, so the
 output is the same on every run.
 """
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-PARTS = ("fixtures_tokenizer", "fixtures_image", "fixtures_text", "fixtures_vision")
+PARTS = ("fixtures_tokenizer", "fixtures_image", "fixtures_text", "fixtures_vision", "fixtures_lora")
 
 
 def main(out_dir: str = "fixtures") -> None:
