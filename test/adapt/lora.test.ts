@@ -550,6 +550,26 @@ for (const { name, plan } of PEFT_FIXTURES) {
   });
 }
 
+test("training steps through LoRA layers keep the live tensor count flat", async () => {
+  const model = await load(LLAMA);
+  adaptModel(model, { language: { mode: "lora", r: 2, alpha: 4, dropout: 0.1, targetModules: ["q_proj", "v_proj", "down_proj"] } });
+  model.train();
+  const { inputs, dispose: free } = goldenInputs(LLAMA, { ...LLAMA_INPUTS, labels: "forward.labels" });
+  const step = () => {
+    tidy(() => model.forward(inputs).loss!.backward());
+    model.zeroGrad();
+  };
+  step();
+  const before = liveTensorCount();
+  for (let i = 0; i < 3; i++) step();
+  assert.equal(liveTensorCount(), before);
+  mergeAdapters(model);
+  unmergeAdapters(model);
+  assert.equal(liveTensorCount(), before, "merge and unmerge free their temporaries");
+  free();
+  model.dispose();
+});
+
 test("repeated checkpoint loads into the same layers keep memory flat", async () => {
   const model = await load(LLAMA);
   adaptModel(model, { language: { mode: "lora", r: 2, alpha: 2, targetModules: ["v_proj"] } });

@@ -8,9 +8,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dispose, readSafetensors } from "../../src/torch/index.js";
-import { loadAdapter, mergeAdapters, loraLayers, peftNaming } from "../../src/adapt/index.js";
+import { loadAdapter, saveAdapter, mergeAdapters, loraLayers, peftNaming } from "../../src/adapt/index.js";
 import { OUR_ADAPTERS } from "./our_adapters.js";
-import { REPO_ROOT, assertClose, goldenInputs, load, logitsOf, readJson } from "./helpers.js";
+import { REPO_ROOT, assertClose, goldenInputs, load, logitsOf, maxAbsDiff, readJson, tmp } from "./helpers.js";
 
 const OURS = join(REPO_ROOT, "fixtures", "lora-ours");
 const PEFT_LOGITS = join(OURS, "peft_logits.safetensors");
@@ -33,6 +33,27 @@ test("every adapter of fixtures/lora-ours is listed in manifest.json as made by 
   assert.deepEqual(manifest.adapters.map((a) => a.name), OUR_ADAPTERS.map((a) => a.name));
   for (const spec of OUR_ADAPTERS) {
     for (const file of ["adapter_config.json", "adapter_model.safetensors"]) assert.ok(existsSync(join(OURS, spec.name, file)), `${spec.name}/${file}`);
+  }
+});
+
+test("our committed adapters load back into vlmkit, change the logits, and save again to the same files", { skip: !existsSync(join(OURS, "manifest.json")) && "fixtures/lora-ours is absent: run node tools/make_our_adapter.mjs" }, async () => {
+  for (const spec of OUR_ADAPTERS) {
+    const dir = join(OURS, spec.name);
+    const baseDir = join(REPO_ROOT, spec.base);
+    const { inputs, dispose: free } = goldenInputs(baseDir, spec.inputs);
+    const model = await load(baseDir);
+    const before = logitsOf(model, inputs);
+    await loadAdapter(model, dir);
+    assert.ok(maxAbsDiff(logitsOf(model, inputs), before) > 1e-3, `${spec.name} changes the logits`);
+    const again = join(tmp(), spec.name);
+    saveAdapter(model, again);
+    assert.deepEqual(readJson(join(again, "adapter_config.json")), readJson(join(dir, "adapter_config.json")), `${spec.name} config`);
+    const [a, b] = [readSafetensors(join(dir, "adapter_model.safetensors")), readSafetensors(join(again, "adapter_model.safetensors"))];
+    assert.deepEqual([...b.keys()], [...a.keys()]);
+    for (const [key, t] of a) assert.ok(t.equal(b.get(key)!), `${spec.name}: ${key}`);
+    dispose([...a.values(), ...b.values(), before]);
+    free();
+    model.dispose();
   }
 });
 
