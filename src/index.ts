@@ -4,3 +4,6 @@ export * from "./data/image.js";
 export { ImageProcessor, parseImageProcessorConfig } from "./data/image_processor.js";
 export { resizeImage, centerCrop } from "./data/resample.js";
 export * from "./models/index.js";
+export * as train from "./train/index.js";
+export { Trainer, TensorBoardWriter, readEventFile, readMetrics } from "./train/index.js";
+export type { Batch, DataSource, TrainTask, TrainOptions, TrainResult, StepInfo, LossOutput, ParamGroupRule } from "./train/index.js";
