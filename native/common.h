@@ -16,14 +16,10 @@
 
 namespace vlmkit {
 
-// A JS tensor owns one TensorHolder through a Napi::External. dispose() releases the at::Tensor at once;
-// the External's finalizer (GC) deletes the holder and is only a backstop for undisposed tensors.
-struct TensorHolder {
-  at::Tensor tensor;
-  bool live = true;
-};
-
-// Number of holders whose tensor has not been released yet (disposed or collected).
+// A JS tensor holds a slot number in the table of live tensors (a small integer: no allocation, no
+// GC finalizer per op). dispose() releases the slot at once; the JS layer frees slots of tensors that were
+// never disposed through a FinalizationRegistry, only a backstop. Slot -1 means "disposed".
+// Number of live slots (tensors not yet disposed or collected).
 extern std::atomic<int64_t> g_liveTensors;
 
 // Thrown for argument errors found by the wrappers themselves (not by libtorch).
@@ -33,7 +29,7 @@ struct ArgError : std::runtime_error {
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor);
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors);
-TensorHolder* holderOf(const Napi::Value& value, const char* what);
+at::Tensor& tensorOf(const Napi::Value& value, const char* what);
 
 // Argument readers: index i of the call, with a name for error messages.
 at::Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i);

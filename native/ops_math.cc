@@ -5,13 +5,12 @@ using namespace vlmkit;
 
 namespace {
 
-bool isScalarValue(const Napi::Value& v) { return v.IsNumber() || v.IsBoolean(); }
-
-// A binary op whose second operand is a tensor or a JS number.
+// A binary op whose second operand is a tensor or a JS number/boolean. Tensor handles are numbers too, so
+// the caller says which with a flag argument at scalarFlag.
 template <class TensorFn, class ScalarFn>
-Napi::Value binary(const Napi::CallbackInfo& info, TensorFn onTensor, ScalarFn onScalar) {
+Napi::Value binary(const Napi::CallbackInfo& info, size_t scalarFlag, TensorFn onTensor, ScalarFn onScalar) {
   auto& a = tensorArg(info, 0);
-  if (info.Length() > 1 && isScalarValue(info[1])) return wrap(info.Env(), onScalar(a, scalarArg(info, 1)));
+  if (boolArg(info, scalarFlag)) return wrap(info.Env(), onScalar(a, scalarArg(info, 1)));
   return wrap(info.Env(), onTensor(a, tensorArg(info, 1)));
 }
 
@@ -29,21 +28,21 @@ std::vector<int64_t> dimsOrAll(const Napi::CallbackInfo& info, size_t i, const a
 #define BINARY(name, expr)                                                                               \
   OP(name) {                                                                                            \
     return binary(                                                                                      \
-        info, [&](const at::Tensor& a, const at::Tensor& b) { return expr; },                           \
+        info, 2, [&](const at::Tensor& a, const at::Tensor& b) { return expr; },                           \
         [&](const at::Tensor& a, const at::Scalar& b) { return expr; });                                \
   }
 
-// add(a, b, alpha) and sub(a, b, alpha): a + alpha * b
+// add(a, b, alpha, bIsScalar) and sub(a, b, alpha, bIsScalar): a + alpha * b
 OP(add) {
   at::Scalar alpha = isNullish(info, 2) ? at::Scalar(1) : scalarArg(info, 2);
   return binary(
-      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, alpha); },
+      info, 3, [&](const at::Tensor& a, const at::Tensor& b) { return at::add(a, b, alpha); },
       [&](const at::Tensor& a, const at::Scalar& b) { return at::add(a, b, alpha); });
 }
 OP(sub) {
   at::Scalar alpha = isNullish(info, 2) ? at::Scalar(1) : scalarArg(info, 2);
   return binary(
-      info, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, alpha); },
+      info, 3, [&](const at::Tensor& a, const at::Tensor& b) { return at::sub(a, b, alpha); },
       [&](const at::Tensor& a, const at::Scalar& b) { return at::sub(a, b, alpha); });
 }
 BINARY(mul, at::mul(a, b))

@@ -36,7 +36,7 @@ OP(index) {
   for (uint32_t k = 0; k < array.Length(); k++) {
     auto v = array.Get(k);
     if (v.IsNull() || v.IsUndefined()) indices.push_back(c10::nullopt);
-    else indices.push_back(holderOf(v, "index tensor")->tensor);
+    else indices.push_back(tensorOf(v, "index tensor"));
   }
   return wrap(env, at::index(t, indices));
 }
@@ -50,16 +50,16 @@ OP(indexPut) {
   for (uint32_t k = 0; k < array.Length(); k++) {
     auto v = array.Get(k);
     if (v.IsNull() || v.IsUndefined()) indices.push_back(c10::nullopt);
-    else indices.push_back(holderOf(v, "index tensor")->tensor);
+    else indices.push_back(tensorOf(v, "index tensor"));
   }
   return wrap(env, at::index_put(t, indices, tensorArg(info, 2), boolArg(info, 3)));
 }
 OP(gather) { ENV; return wrap(env, at::gather(tensorArg(info, 0), intArg(info, 1), tensorArg(info, 2))); }
-// scatter(t, dim, index, src): src is a tensor or a scalar
+// scatter(t, dim, index, src, srcIsScalar)
 OP(scatter) {
   ENV;
   auto& t = tensorArg(info, 0);
-  if (info[3].IsNumber() || info[3].IsBoolean()) return wrap(env, at::scatter(t, intArg(info, 1), tensorArg(info, 2), scalarArg(info, 3)));
+  if (boolArg(info, 4)) return wrap(env, at::scatter(t, intArg(info, 1), tensorArg(info, 2), scalarArg(info, 3)));
   return wrap(env, at::scatter(t, intArg(info, 1), tensorArg(info, 2), tensorArg(info, 3)));
 }
 OP(scatterAdd) { ENV; return wrap(env, at::scatter_add(tensorArg(info, 0), intArg(info, 1), tensorArg(info, 2), tensorArg(info, 3))); }
@@ -70,16 +70,16 @@ OP(maskedFill) {
   if (tensorArg(info, 1).scalar_type() != at::kBool) {
     throw ArgError("mask must be a bool tensor, got " + dtypeName(tensorArg(info, 1).scalar_type()) + " (compare first, e.g. mask.gt(0), or call .bool())");
   }
-  if (info[2].IsNumber() || info[2].IsBoolean()) return wrap(env, t.masked_fill(tensorArg(info, 1), scalarArg(info, 2)));
+  if (boolArg(info, 3)) return wrap(env, t.masked_fill(tensorArg(info, 1), scalarArg(info, 2)));
   return wrap(env, t.masked_fill(tensorArg(info, 1), tensorArg(info, 2)));
 }
 OP(maskedSelect) { ENV; return wrap(env, at::masked_select(tensorArg(info, 0), tensorArg(info, 1))); }
-// where(cond, a, b): a and b each a tensor or a scalar
+// where(cond, a, b, aIsScalar, bIsScalar): a and b each a tensor or a scalar (tensor handles are numbers too)
 OP(where) {
   ENV;
   auto& cond = tensorArg(info, 0);
-  bool aScalar = info[1].IsNumber() || info[1].IsBoolean();
-  bool bScalar = info[2].IsNumber() || info[2].IsBoolean();
+  bool aScalar = boolArg(info, 3);
+  bool bScalar = boolArg(info, 4);
   if (aScalar && bScalar) return wrap(env, at::where(cond, scalarArg(info, 1), scalarArg(info, 2)));
   if (aScalar) return wrap(env, at::where(cond, scalarArg(info, 1), tensorArg(info, 2)));
   if (bScalar) return wrap(env, at::where(cond, tensorArg(info, 1), scalarArg(info, 2)));

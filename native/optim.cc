@@ -101,7 +101,7 @@ OP(sgdStep) {
       if (value.IsNull() || value.IsUndefined()) {
         buf = d.clone();
       } else {
-        buf = holderOf(value, "momentum buffer")->tensor;
+        buf = tensorOf(value, "momentum buffer");
         buf.mul_(momentum).add_(d, 1 - dampening);
       }
       d = nesterov ? d.add(buf, momentum) : buf;

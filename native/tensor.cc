@@ -10,16 +10,24 @@ namespace vlmkit {
 
 std::atomic<int64_t> g_liveTensors{0};
 
-static void finalizeHolder(Napi::Env, TensorHolder* holder) {
-  if (holder->live) g_liveTensors--;
-  delete holder;
-}
+// The live-tensor table: slots of released tensors are reused (the JS layer never passes a slot after
+// disposing it). Everything runs on the JS thread.
+static std::vector<at::Tensor> g_slots;
+static std::vector<int32_t> g_freeSlots;
 
 Napi::Value wrap(Napi::Env env, at::Tensor tensor) {
   if (!tensor.defined()) return env.Null();
-  auto* holder = new TensorHolder{std::move(tensor), true};
+  int32_t slot;
+  if (!g_freeSlots.empty()) {
+    slot = g_freeSlots.back();
+    g_freeSlots.pop_back();
+    g_slots[slot] = std::move(tensor);
+  } else {
+    slot = static_cast<int32_t>(g_slots.size());
+    g_slots.push_back(std::move(tensor));
+  }
   g_liveTensors++;
-  return Napi::External<TensorHolder>::New(env, holder, finalizeHolder);
+  return Napi::Number::New(env, slot);
 }
 
 Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
@@ -28,11 +36,17 @@ Napi::Value wrapList(Napi::Env env, const std::vector<at::Tensor>& tensors) {
   return out;
 }
 
-TensorHolder* holderOf(const Napi::Value& value, const char* what) {
-  if (!value.IsExternal()) throw ArgError(std::string(what) + " is not a tensor");
-  auto* holder = value.As<Napi::External<TensorHolder>>().Data();
-  if (!holder->live) throw ArgError(std::string(what) + " was disposed; a tensor cannot be used after dispose()");
-  return holder;
+static int64_t slotOf(const Napi::Value& value, const std::string& what) {
+  if (!value.IsNumber()) throw ArgError(what + " is not a tensor");
+  return value.As<Napi::Number>().Int64Value();
+}
+
+at::Tensor& tensorOf(const Napi::Value& value, const char* what) {
+  int64_t slot = slotOf(value, what);
+  if (slot < 0 || slot >= static_cast<int64_t>(g_slots.size()) || !g_slots[slot].defined()) {
+    throw ArgError(std::string(what) + " was disposed; a tensor cannot be used after dispose()");
+  }
+  return g_slots[slot];
 }
 
 static std::string argName(size_t i) { return "argument " + std::to_string(i); }
@@ -43,7 +57,7 @@ bool isNullish(const Napi::CallbackInfo& info, size_t i) {
 
 at::Tensor& tensorArg(const Napi::CallbackInfo& info, size_t i) {
   if (i >= info.Length()) throw ArgError("missing tensor " + argName(i));
-  return holderOf(info[i], ("tensor " + argName(i)).c_str())->tensor;
+  return tensorOf(info[i], ("tensor " + argName(i)).c_str());
 }
 
 std::optional<at::Tensor> optTensorArg(const Napi::CallbackInfo& info, size_t i) {
@@ -57,7 +71,7 @@ std::vector<at::Tensor> tensorListArg(const Napi::CallbackInfo& info, size_t i) 
   std::vector<at::Tensor> out;
   out.reserve(array.Length());
   for (uint32_t k = 0; k < array.Length(); k++) {
-    out.push_back(holderOf(array.Get(k), ("tensor " + std::to_string(k) + " of " + argName(i)).c_str())->tensor);
+    out.push_back(tensorOf(array.Get(k), ("tensor " + std::to_string(k) + " of " + argName(i)).c_str()));
   }
   return out;
 }
@@ -330,22 +344,21 @@ OP(setGrad) {
 }
 OP(dataPtr) { ENV; return Napi::Number::New(env, static_cast<double>(reinterpret_cast<uintptr_t>(tensorArg(info, 0).data_ptr()))); }
 
-// dispose(handle): releases the tensor now; later use of the handle throws.
+// dispose(slot): releases the tensor now; a released or unknown slot is ignored (dispose is idempotent).
 OP(dispose) {
   ENV;
-  if (!info[0].IsExternal()) throw ArgError("argument 0 is not a tensor");
-  auto* holder = info[0].As<Napi::External<TensorHolder>>().Data();
-  if (holder->live) {
-    holder->tensor = at::Tensor();
-    holder->live = false;
+  int64_t slot = slotOf(info[0], "argument 0");
+  if (slot >= 0 && slot < static_cast<int64_t>(g_slots.size()) && g_slots[slot].defined()) {
+    g_slots[slot] = at::Tensor();
+    g_freeSlots.push_back(static_cast<int32_t>(slot));
     g_liveTensors--;
   }
   return env.Undefined();
 }
 OP(isDisposed) {
   ENV;
-  if (!info[0].IsExternal()) throw ArgError("argument 0 is not a tensor");
-  return Napi::Boolean::New(env, !info[0].As<Napi::External<TensorHolder>>().Data()->live);
+  int64_t slot = slotOf(info[0], "argument 0");
+  return Napi::Boolean::New(env, slot < 0 || slot >= static_cast<int64_t>(g_slots.size()) || !g_slots[slot].defined());
 }
 OP(liveTensors) { ENV; return Napi::Number::New(env, static_cast<double>(g_liveTensors.load())); }
 

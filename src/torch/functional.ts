@@ -14,7 +14,7 @@ export function stack(tensors: Tensor[], dim = 0): Tensor {
 }
 /** Elementwise choice: condition ? a : b (each of a, b a tensor or a scalar). */
 export function where(condition: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
-  return new Tensor(native.where(condition.handle, a instanceof Tensor ? a.handle : a, b instanceof Tensor ? b.handle : b));
+  return new Tensor(native.where(condition.handle, a instanceof Tensor ? a.handle : a, b instanceof Tensor ? b.handle : b, !(a instanceof Tensor), !(b instanceof Tensor)));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return new Tensor(native.einsum(equation, operands.map((t) => t.handle)));

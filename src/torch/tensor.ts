@@ -50,7 +50,10 @@ export function tidy<T>(fn: () => T): T {
     result = fn();
   } catch (error) {
     scopes.pop();
-    for (const t of scope) if (!t.kept) t.dispose();
+    for (const t of scope) {
+      if (t.kept) t._watch();
+      else t.dispose();
+    }
     throw error;
   }
   scopes.pop();
@@ -61,8 +64,14 @@ export function tidy<T>(fn: () => T): T {
   collectTensors(result, returned);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (returned.has(t)) parent?.push(t);
-    else if (!t.kept) t.dispose();
+    if (returned.has(t)) {
+      if (parent) parent.push(t);
+      else t._watch();
+    } else if (t.kept) {
+      t._watch();
+    } else {
+      t.dispose();
+    }
   }
   return result;
 }
@@ -99,18 +108,18 @@ export function liveTensorCount(): number {
   return native.liveTensors() as number;
 }
 
-let released: Handle | undefined;
-/** A native handle already released: any op given it throws "<op>: tensor argument N was disposed ...". */
-function releasedHandle(): Handle {
-  if (released === undefined) {
-    released = native.empty([0], "float32", "cpu") as Handle;
-    native.dispose(released);
-  }
-  return released;
-}
+/** The slot number of a disposed tensor: any op given it throws "<op>: tensor argument N was disposed ...". */
+const RELEASED = -1 as unknown as Handle;
+
+// The backstop for tensors that escape every tidy() scope and are never disposed: when the JS object is
+// collected, its native slot is released. Tensors inside a scope are not registered (the scope frees them),
+// which keeps the per-op cost of a loop under tidy() to one native call and one small object.
+const backstop = new FinalizationRegistry<Handle>((handle) => native.dispose(handle));
 
 type TensorOrScalar = Tensor | Scalar;
 const h = (x: TensorOrScalar) => (x instanceof Tensor ? x.handle : x);
+// Tensor handles are numbers too: ops that take either say which they were given.
+const isScalar = (x: TensorOrScalar) => !(x instanceof Tensor);
 const wrapList = (handles: Handle[]) => handles.map((x) => new Tensor(x));
 
 function flatDims(dims: (number | number[])[]): number[] {
@@ -128,6 +137,8 @@ export class Tensor {
   /** @internal */ _handle: Handle | null;
   /** Survives tidy() scopes; set by keep(). */
   kept = false;
+  /** @internal Registered with the finalization backstop. */
+  _watched = false;
   #shape: number[] | undefined;
 
   /** @internal Wraps a native handle; use the creation functions instead. */
@@ -135,17 +146,42 @@ export class Tensor {
     this._handle = handle;
     const scope = scopes[scopes.length - 1];
     if (scope) scope.push(this);
+    else this._watch();
   }
 
   /** @internal */
   get handle(): Handle {
-    // A disposed tensor hands the op a released native handle, so the op's own error names it.
-    return this._handle ?? releasedHandle();
+    // A disposed tensor hands the op a released slot, so the op's own error names it.
+    return this._handle ?? RELEASED;
+  }
+
+  /** @internal Lets the GC free the native tensor if this object is dropped without dispose(). */
+  _watch(): void {
+    if (!this._watched && this._handle !== null) {
+      backstop.register(this, this._handle, this);
+      this._watched = true;
+    }
+  }
+
+  /** @internal Points this object at another native tensor (null: hand it over without freeing it). */
+  _setHandle(handle: Handle | null): void {
+    const watched = this._watched;
+    if (watched) {
+      backstop.unregister(this);
+      this._watched = false;
+    }
+    this._handle = handle;
+    this.#shape = undefined;
+    if (watched) this._watch();
   }
 
   // ---- memory ----
   dispose(): void {
     if (this._handle !== null) {
+      if (this._watched) {
+        backstop.unregister(this);
+        this._watched = false;
+      }
       native.dispose(this._handle);
       this._handle = null;
     }
@@ -387,13 +423,13 @@ export class Tensor {
     return new Tensor(native.gather(this.handle, dim, index.handle));
   }
   scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
-    return new Tensor(native.scatter(this.handle, dim, index.handle, h(src)));
+    return new Tensor(native.scatter(this.handle, dim, index.handle, h(src), isScalar(src)));
   }
   scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor {
     return new Tensor(native.scatterAdd(this.handle, dim, index.handle, src.handle));
   }
   maskedFill(mask: Tensor, value: TensorOrScalar): Tensor {
-    return new Tensor(native.maskedFill(this.handle, mask.handle, h(value)));
+    return new Tensor(native.maskedFill(this.handle, mask.handle, h(value), isScalar(value)));
   }
   maskedSelect(mask: Tensor): Tensor {
     return new Tensor(native.maskedSelect(this.handle, mask.handle));
@@ -463,29 +499,29 @@ export class Tensor {
 
   // ---- elementwise ----
   add(other: TensorOrScalar, alpha?: number): Tensor {
-    return new Tensor(native.add(this.handle, h(other), alpha ?? null));
+    return new Tensor(native.add(this.handle, h(other), alpha ?? null, isScalar(other)));
   }
   sub(other: TensorOrScalar, alpha?: number): Tensor {
-    return new Tensor(native.sub(this.handle, h(other), alpha ?? null));
+    return new Tensor(native.sub(this.handle, h(other), alpha ?? null, isScalar(other)));
   }
   /** other - this */
   rsub(other: Scalar): Tensor {
     return new Tensor(native.rsub(this.handle, other));
   }
   mul(other: TensorOrScalar): Tensor {
-    return new Tensor(native.mul(this.handle, h(other)));
+    return new Tensor(native.mul(this.handle, h(other), isScalar(other)));
   }
   div(other: TensorOrScalar): Tensor {
-    return new Tensor(native.div(this.handle, h(other)));
+    return new Tensor(native.div(this.handle, h(other), isScalar(other)));
   }
   pow(exponent: TensorOrScalar): Tensor {
-    return new Tensor(native.pow(this.handle, h(exponent)));
+    return new Tensor(native.pow(this.handle, h(exponent), isScalar(exponent)));
   }
   remainder(other: TensorOrScalar): Tensor {
-    return new Tensor(native.remainder(this.handle, h(other)));
+    return new Tensor(native.remainder(this.handle, h(other), isScalar(other)));
   }
   floorDivide(other: TensorOrScalar): Tensor {
-    return new Tensor(native.floorDivide(this.handle, h(other)));
+    return new Tensor(native.floorDivide(this.handle, h(other), isScalar(other)));
   }
   minimum(other: Tensor): Tensor {
     return new Tensor(native.minimum(this.handle, other.handle));
@@ -494,22 +530,22 @@ export class Tensor {
     return new Tensor(native.maximum(this.handle, other.handle));
   }
   eq(other: TensorOrScalar): Tensor {
-    return new Tensor(native.eq(this.handle, h(other)));
+    return new Tensor(native.eq(this.handle, h(other), isScalar(other)));
   }
   ne(other: TensorOrScalar): Tensor {
-    return new Tensor(native.ne(this.handle, h(other)));
+    return new Tensor(native.ne(this.handle, h(other), isScalar(other)));
   }
   lt(other: TensorOrScalar): Tensor {
-    return new Tensor(native.lt(this.handle, h(other)));
+    return new Tensor(native.lt(this.handle, h(other), isScalar(other)));
   }
   le(other: TensorOrScalar): Tensor {
-    return new Tensor(native.le(this.handle, h(other)));
+    return new Tensor(native.le(this.handle, h(other), isScalar(other)));
   }
   gt(other: TensorOrScalar): Tensor {
-    return new Tensor(native.gt(this.handle, h(other)));
+    return new Tensor(native.gt(this.handle, h(other), isScalar(other)));
   }
   ge(other: TensorOrScalar): Tensor {
-    return new Tensor(native.ge(this.handle, h(other)));
+    return new Tensor(native.ge(this.handle, h(other), isScalar(other)));
   }
   logicalAnd(other: Tensor): Tensor {
     return new Tensor(native.logicalAnd(this.handle, other.handle));

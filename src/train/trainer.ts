@@ -732,9 +732,8 @@ export class Trainer<B extends Batch> {
     const { maxConsecutive, lrFactor } = this.options.nanGuard;
     state.consecutiveNonFinite++;
     state.skippedSteps++;
-    const scheduled = this.scheduler.stateDict();
-    this.scheduler.loadStateDict({ ...scheduled, baseLrs: scheduled.baseLrs.map((lr) => lr * lrFactor) });
-    const baseLr = scheduled.baseLrs[0] * lrFactor;
+    this.scheduler.scaleBaseLrs(lrFactor);
+    const baseLr = this.scheduler.baseLrs[0];
     metrics.write({ type: "skip", step: state.step, epoch, reason: outcome.skipped, base_lr: baseLr, consecutive: state.consecutiveNonFinite });
     if (state.consecutiveNonFinite >= maxConsecutive) {
       throw new Error(

@@ -77,3 +77,22 @@ export function causalLMLoss(logits: Tensor, labels: Tensor, options: CausalLMLo
   for (const t of [logits32, labels64, padded, shifted, flatLogits, flatLabels]) t.dispose();
   return loss;
 }
+
+/**
+ * The LM-head half of a ForCausalLM forward: logits of the last `logits_to_keep` positions (all when 0),
+ * the shifted loss when labels are given, and the decoder's hidden states and cache passed through. The
+ * decoder's last hidden state is freed unless the caller asked for hidden states (which hold it).
+ */
+export function causalLMHead(lmHead: { forward(x: Tensor): Tensor }, out: DecoderOutput, inputs: CausalLMInputs): CausalLMOutput {
+  const keep = inputs.logits_to_keep ?? 0;
+  const length = out.last_hidden_state.shape[1];
+  const selected = keep > 0 && keep < length ? out.last_hidden_state.narrow(1, length - keep, keep) : out.last_hidden_state;
+  const logits = lmHead.forward(selected);
+  if (selected !== out.last_hidden_state) selected.dispose();
+  if (!inputs.output_hidden_states) out.last_hidden_state.dispose();
+  const result: CausalLMOutput = { logits };
+  if (inputs.labels) result.loss = causalLMLoss(logits, inputs.labels, { numItemsInBatch: inputs.num_items_in_batch });
+  if (out.hidden_states) result.hidden_states = out.hidden_states;
+  if (out.past_key_values) result.past_key_values = out.past_key_values;
+  return result;
+}

@@ -7,7 +7,7 @@ import { Module, ModuleList, Linear, Embedding, RMSNorm, activation, type Activa
 import { RotaryEmbedding, applyRotaryPosEmb, disposeRotaryTables } from "../common/rotary.js";
 import { buildCausalMask, disposeCausalMask, causalAttention, type CausalMask } from "../common/attention.js";
 import { KVCache } from "../common/kv_cache.js";
-import { causalLMLoss, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
+import { causalLMHead, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
 import type { LlamaConfig } from "./config.js";
 
 /** down_proj(act(gate_proj(x)) * up_proj(x)) */
@@ -218,18 +218,6 @@ export class LlamaForCausalLM extends Module {
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {
-    const out = this.model.forward(inputs);
-    const keep = inputs.logits_to_keep ?? 0;
-    const length = out.last_hidden_state.shape[1];
-    const selected = keep > 0 && keep < length ? out.last_hidden_state.narrow(1, length - keep, keep) : out.last_hidden_state;
-    const logits = this.lm_head.forward(selected);
-    if (selected !== out.last_hidden_state) selected.dispose();
-    // The last hidden state is in hidden_states when asked for; otherwise nothing else holds it.
-    if (!inputs.output_hidden_states) out.last_hidden_state.dispose();
-    const result: CausalLMOutput = { logits };
-    if (inputs.labels) result.loss = causalLMLoss(logits, inputs.labels, { numItemsInBatch: inputs.num_items_in_batch });
-    if (out.hidden_states) result.hidden_states = out.hidden_states;
-    if (out.past_key_values) result.past_key_values = out.past_key_values;
-    return result;
+    return causalLMHead(this.lm_head, this.model.forward(inputs), inputs);
   }
 }

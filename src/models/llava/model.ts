@@ -7,7 +7,7 @@ import { Tensor, tidy, noGrad, full, F } from "../../torch/index.js";
 import { Module, Linear, Embedding, skipRandomInit, activation, type ActivationModule } from "../../torch/nn/index.js";
 import { buildCausalLM } from "../auto.js";
 import { ConfigReader } from "../common/config_reader.js";
-import { causalLMLoss, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
+import { causalLMHead, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
 import type { KVCache } from "../common/kv_cache.js";
 import { CLIPVisionModel, type BaseModelOutputWithPooling } from "../clip/model.js";
 import { SiglipVisionModel } from "../siglip/model.js";
@@ -240,14 +240,7 @@ export class LlavaForConditionalGeneration extends Module {
   forward(inputs: LlavaInputs): LlavaOutput {
     return tidy(() => {
       const out = this.model.forward(inputs);
-      const keep = inputs.logits_to_keep ?? 0;
-      const hidden = out.last_hidden_state;
-      const length = hidden.shape[1];
-      const logits = this.lm_head.forward(keep > 0 && keep < length ? hidden.narrow(1, length - keep, keep) : hidden);
-      const result: LlavaOutput = { logits };
-      if (inputs.labels) result.loss = causalLMLoss(logits, inputs.labels, { numItemsInBatch: inputs.num_items_in_batch });
-      if (out.hidden_states) result.hidden_states = out.hidden_states;
-      if (out.past_key_values) result.past_key_values = out.past_key_values;
+      const result: LlavaOutput = causalLMHead(this.lm_head, out, inputs);
       if (out.image_hidden_states) result.image_hidden_states = out.image_hidden_states;
       return result;
     });

@@ -7,7 +7,7 @@ import { Module, ModuleList, Linear, Embedding, RMSNorm } from "../../torch/nn/i
 import { RotaryEmbedding, applyRotaryPosEmb, disposeRotaryTables } from "../common/rotary.js";
 import { buildCausalMask, disposeCausalMask, causalAttention, type CausalMask } from "../common/attention.js";
 import { KVCache } from "../common/kv_cache.js";
-import { causalLMLoss, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
+import { causalLMHead, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
 import { LlamaMLP, embedInputs, defaultPositionIds, type DecoderInputs } from "../llama/model.js";
 import type { Qwen2Config, Qwen2LayerType } from "./config.js";
 
@@ -177,17 +177,6 @@ export class Qwen2ForCausalLM extends Module {
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {
-    const out = this.model.forward(inputs);
-    const keep = inputs.logits_to_keep ?? 0;
-    const length = out.last_hidden_state.shape[1];
-    const selected = keep > 0 && keep < length ? out.last_hidden_state.narrow(1, length - keep, keep) : out.last_hidden_state;
-    const logits = this.lm_head.forward(selected);
-    if (selected !== out.last_hidden_state) selected.dispose();
-    if (!inputs.output_hidden_states) out.last_hidden_state.dispose();
-    const result: CausalLMOutput = { logits };
-    if (inputs.labels) result.loss = causalLMLoss(logits, inputs.labels, { numItemsInBatch: inputs.num_items_in_batch });
-    if (out.hidden_states) result.hidden_states = out.hidden_states;
-    if (out.past_key_values) result.past_key_values = out.past_key_values;
-    return result;
+    return causalLMHead(this.lm_head, this.model.forward(inputs), inputs);
   }
 }

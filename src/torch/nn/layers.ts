@@ -13,7 +13,10 @@ export interface LayerOptions {
 
 /** A new Parameter of the given shape, filled by fill (under noGrad, before it requires grad). */
 function createParameter(shape: number[], options: LayerOptions, fill: (t: Tensor) => void): Parameter {
-  const t = empty(shape, { dtype: options.dtype ?? "float32", device: options.device ?? "cpu" });
+  // Inside skipRandomInit (a loader about to read every weight) placeholders live on the meta device:
+  // shapes without storage, so building a 7B model before loading it costs no host memory.
+  const device = options.device ?? (init.isRandomInitSkipped() ? "meta" : "cpu");
+  const t = empty(shape, { dtype: options.dtype ?? "float32", device });
   try {
     noGrad(() => fill(t));
   } catch (error) {

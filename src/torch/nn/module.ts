@@ -19,8 +19,9 @@ export class Parameter extends Tensor {
     const leafHandle = native.isLeaf(handle) ? handle : native.detach(handle);
     super(leafHandle);
     if (leafHandle !== handle) native.dispose(handle);
-    t._handle = null;
+    t._setHandle(null);
     this.kept = true;
+    this._watch();
     if (requiresGrad || native.requiresGrad(leafHandle)) native.setRequiresGrad(leafHandle, requiresGrad);
   }
   override toString(): string {
@@ -446,7 +447,7 @@ function convertInPlace(t: Tensor, dtype: DType | null, device: string | null): 
     native.dispose(newGrad);
     native.dispose(gradHandle);
   }
-  t._handle = newHandle;
+  t._setHandle(newHandle);
   native.dispose(oldHandle);
 }
 

@@ -137,6 +137,12 @@ export class Scheduler {
     this.apply();
   }
 
+  /** Multiplies every base lr (e.g. after a non-finite loss) and applies the current step's factor to them. */
+  scaleBaseLrs(factor: number): void {
+    this.#baseLrs = this.#baseLrs.map((lr) => lr * factor);
+    this.apply();
+  }
+
   stateDict(): SchedulerStateDict {
     return { schedule: this.schedule.name, step: this.#step, baseLrs: [...this.#baseLrs] };
   }
