@@ -887,13 +887,11 @@ export class Trainer<B extends Batch> {
   }
 
   #writeOptionsFile(path: string): void {
-    const resolved = this.options;
     writeJsonDurably(path, {
-      ...resolved,
+      ...this.options,
       trainSamples: this.trainData.length,
       evalSamples: this.evalData?.length ?? null,
       autocastActive: this.#autocastDtype,
-      paramGroups: resolved.paramGroups,
       optimizerGroups: this.paramGroups.map((g) => ({ name: g.name, lr: g.lr, weightDecay: g.weightDecay, parameters: g.paramNames })),
     });
   }
