@@ -10,5 +10,7 @@ export * from "./adapt/index.js";
 export * from "./eval/metrics.js";
 export * from "./data/records.js";
 export * from "./heads/classification.js";
-export * from "./train/trainer.js";
+export * as train from "./train/index.js";
+export { Trainer, TensorBoardWriter, readEventFile, readMetrics, buildParamGroups, trainableParameters } from "./train/index.js";
+export type { Batch, DataSource, TrainTask, TrainOptions, TrainResult, StepInfo, LossOutput, ParamGroupRule } from "./train/index.js";
 export * from "./eval/answers.js";
