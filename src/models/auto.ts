@@ -1,9 +1,10 @@
 // loadPretrained(): open a Hugging Face folder and build the model its config.json names. Architectures
 // register themselves (src/models/<arch>/index.ts calls registerArchitecture), keyed by model_type, with
 // the transformers class names of "architectures" as a fallback.
+import { readFileSync } from "node:fs";
 import type { DeviceLike } from "../torch/index.js";
 import { Module, Embedding, skipRandomInit } from "../torch/nn/index.js";
-import { ConfigReader, type JsonObject } from "./common/config_reader.js";
+import { ConfigReader, isJsonObject, type JsonObject } from "./common/config_reader.js";
 import {
   loadWeights, parseGenerationConfig, readGenerationConfig, readModelConfig,
   type GenerationConfig, type LoadDType, type LoadWeightsOptions,
@@ -130,4 +131,46 @@ export function causalLMLoader(build: CausalLMBuilder): ArchitectureLoader {
     }
     return model;
   };
+}
+
+// ---- models from a config alone (random weights, for training from scratch) ----
+
+/** Builds a model of one model_type from its config with random weights. */
+export type ConfigBuilder = (config: ConfigReader) => Module;
+
+const configBuilders = new Map<string, ConfigBuilder>();
+
+/** Lets buildFromConfig() make this model_type (causal LMs registered with registerCausalLM need not register). */
+export function registerConfigBuilder(modelType: string, build: ConfigBuilder): void {
+  configBuilders.set(modelType, build);
+}
+
+/**
+ * A model built from a config.json (a path, a parsed object or a reader) with random weights, in eval mode,
+ * with its generation defaults; `file` names the source in errors.
+ *
+ *   const model = buildFromConfig("tiny-llava/config.json");   // LlavaForConditionalGeneration, random weights
+ */
+export function buildFromConfig<M extends Module = Module>(config: string | ConfigReader | JsonObject, options: LoadPretrainedOptions = {}, file = "config.json"): PretrainedModel<M> {
+  const reader = typeof config === "string" ? readConfigFile(config) : config instanceof ConfigReader ? config : new ConfigReader(config, file);
+  const modelType = reader.string("model_type", null);
+  const build = modelType === null ? undefined : configBuilders.get(modelType);
+  const model = (build ? build(reader) : buildCausalLM(reader)) as PretrainedModel<M>;
+  if (options.device !== undefined || (options.dtype !== undefined && options.dtype !== "auto")) {
+    model.to({ device: options.device, dtype: options.dtype === "auto" ? undefined : options.dtype });
+  }
+  model.generationConfig = parseGenerationConfig(reader);
+  model.eval();
+  return model;
+}
+
+function readConfigFile(path: string): ConfigReader {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new Error(`${path}: cannot read the model config (${(error as Error).message})`);
+  }
+  if (!isJsonObject(raw)) throw new Error(`${path}: a model config must be a JSON object`);
+  return new ConfigReader(raw, path);
 }

@@ -7,7 +7,7 @@ import "./siglip/index.js";
 import "./llava/index.js";
 
 export {
-  loadPretrained, registerArchitecture, supportedModelTypes, registerCausalLM, buildCausalLM, causalLMLoader,
+  loadPretrained, registerArchitecture, buildFromConfig, registerConfigBuilder, type ConfigBuilder, supportedModelTypes, registerCausalLM, buildCausalLM, causalLMLoader,
   type LoadPretrainedOptions, type PretrainedContext, type ArchitectureLoader, type PretrainedModel, type CausalLM, type CausalLMBuilder,
 } from "./auto.js";
 export { generate, topKFilter, topPFilter, type GenerateOptions, type GenerativeModel, type DecodingTokenizer } from "./generation.js";

@@ -1,10 +1,10 @@
 // LLaVA: registers "llava" with loadPretrained() and exports the model, its config, the checkpoint key
 // renaming and the processor.
-import { registerArchitecture } from "../auto.js";
+import { registerArchitecture, registerConfigBuilder } from "../auto.js";
 import { loadWeights } from "../common/hf_folder.js";
 import { isPositionIdsBuffer } from "../clip/index.js";
 import { parseLlavaConfig } from "./config.js";
-import { buildLlavaForLoading } from "./model.js";
+import { buildLlavaForLoading, LlavaForConditionalGeneration } from "./model.js";
 
 export * from "./config.js";
 export * from "./model.js";
@@ -42,3 +42,5 @@ registerArchitecture(
   },
   { architectures: ["LlavaForConditionalGeneration"] },
 );
+
+registerConfigBuilder("llava", (config) => new LlavaForConditionalGeneration(parseLlavaConfig(config)));
