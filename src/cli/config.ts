@@ -177,6 +177,7 @@ export const RUN_SCHEMA: Section = section(
         hidden_size: leaf(integer(0), "hidden size of the two-layer head; 0 = a single Linear (default 256)"),
         dropout: leaf(number(0, 1, true), "dropout inside the head (default 0.1)"),
         cache_features: leaf(boolean, "with a frozen backbone, compute features once and reuse them (default true)"),
+        normalize_features: leaf(boolean, "standardize pooled features with the training set's mean and std before the head (default true)"),
       },
       "the classification head",
     ),
@@ -187,7 +188,7 @@ export const RUN_SCHEMA: Section = section(
       },
       "generative fine-tuning and scoring",
     ),
-    epochs: leaf(number(0), "passes over the training data (default 1)"),
+    epochs: leaf(integer(1), "passes over the training data (default 1)"),
     max_steps: leaf(nullable(integer(1)), "optimizer steps in total; overrides epochs"),
     batch_size: leaf(integer(1), "samples per micro-batch (default 8)"),
     eval_batch_size: leaf(integer(1), "samples per evaluation batch (default batch_size)"),
@@ -268,7 +269,7 @@ export interface RunConfig {
     num_frames?: number; prompt?: string; max_length?: number;
   };
   components?: { vision?: AdaptationConfig; projector?: AdaptationConfig; language?: AdaptationConfig };
-  head?: { pooling?: "last" | "mean" | "cls"; hidden_layer?: number; hidden_size?: number; dropout?: number; cache_features?: boolean };
+  head?: { pooling?: "last" | "mean" | "cls"; hidden_layer?: number; hidden_size?: number; dropout?: number; cache_features?: boolean; normalize_features?: boolean };
   generation?: { max_new_tokens?: number; skip_truncated?: boolean };
   epochs?: number;
   max_steps?: number | null;

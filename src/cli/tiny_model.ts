@@ -56,8 +56,8 @@ export function vocabularyOf(texts: string[]): string[] {
 export function tinyLlavaConfig(vocabSize: number, options: Omit<TinyLlavaOptions, "words"> = {}): Record<string, unknown> {
   const imageSize = options.imageSize ?? 32;
   const patchSize = options.patchSize ?? 8;
-  const visionHidden = options.visionHidden ?? 64;
-  const textHidden = options.textHidden ?? 64;
+  const visionHidden = options.visionHidden ?? 128;
+  const textHidden = options.textHidden ?? 128;
   const heads = options.heads ?? 4;
   const imageTokenId = SPECIAL_TOKENS.indexOf("<image>");
   return {
