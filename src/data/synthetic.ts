@@ -135,8 +135,9 @@ export interface SyntheticClip {
 }
 
 /**
- * `count` clips of `frames` frames: a square of a random colour moves `step` pixels per frame in one direction
- * (class in turn, balanced) from a random start, so one frame alone says nothing about the class.
+ * `count` clips of `frames` frames: a square of a random colour moves steadily in one direction (class in turn,
+ * balanced) along a path whose middle is uniform over the image for every direction, so the middle frames say
+ * nothing about the class and the motion must be read across frames.
  */
 export function makeSyntheticClips(count: number, options: { size?: number; frames?: number; seed?: number } = {}): SyntheticClip[] {
   const size = options.size ?? 32;
@@ -150,14 +151,14 @@ export function makeSyntheticClips(count: number, options: { size?: number; fram
     const radius = size * 0.14;
     const margin = radius + 1;
     const travel = size - 2 * margin;
-    const step = travel / (frameCount - 1) * (0.6 + random() * 0.3);
-    const span = step * (frameCount - 1);
-    // along the motion: start where the whole path stays inside; across it: anywhere
-    const along = margin + random() * (travel - span);
+    const span = travel * (0.5 + random() * 0.3);
+    const step = span / (frameCount - 1);
+    // the middle of the path is uniform over the image whatever the direction: a middle frame says nothing
+    const middle = margin + span / 2 + random() * (travel - span);
     const across = margin + random() * travel;
     const [dx, dy] = direction === "left" ? [-1, 0] : direction === "right" ? [1, 0] : direction === "up" ? [0, -1] : [0, 1];
-    const startX = dx === 0 ? across : dx > 0 ? along : size - along;
-    const startY = dy === 0 ? across : dy > 0 ? along : size - along;
+    const startX = dx === 0 ? across : middle - (dx * span) / 2;
+    const startY = dy === 0 ? across : middle - (dy * span) / 2;
     const frames: RgbImage[] = [];
     const frameRandom = seededRandom(Math.floor(random() * 2 ** 32));
     const backgroundSeed = Math.floor(random() * 2 ** 32);

@@ -1,0 +1,133 @@
+// The run configuration: errors that name the key (unknown key with a suggestion, wrong type with the expected
+// one, file and line), flags over the same keys (aliases, booleans, lists, dotted paths), and flags winning over
+// the file; the `vlmkit train` process reports them and exits 1.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import {
+  ConfigError, booleanFlagNames, configFromFlags, mergeConfigs, readRunConfig, runConfigToYaml, splitArgs, suggestKey, validateRunConfig,
+} from "../../src/cli/config.js";
+import { resolveRunConfig } from "../../src/cli/commands.js";
+
+const dir = mkdtempSync(join(tmpdir(), "vlmkit-config-"));
+function runFile(text: string, name = "run.yaml"): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    return error.problems;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+test("an unknown key names the file, the line and the closest known key", () => {
+  const path = runFile("task: classification\nlerning_rate: 1e-4\n");
+  assert.deepEqual(problems(() => readRunConfig(path)), [`unknown key 'lerning_rate' in ${path}:2 (did you mean 'learning_rate'?)`]);
+  const nested = runFile("components:\n  language:\n    moed: lora\n", "nested.yaml");
+  assert.deepEqual(problems(() => readRunConfig(nested)), [`unknown key 'moed' (in 'components.language') in ${nested}:3 (did you mean 'mode'?)`]);
+  const far = runFile("zzzzzz: 1\n", "far.yaml");
+  assert.match(problems(() => readRunConfig(far))[0], /unknown key 'zzzzzz' in .*far\.yaml:1; known keys: task, output_dir, model/);
+});
+
+test("a wrong type names the key and the expected type", () => {
+  const path = runFile("epochs: three\nbatch_size: 0\ncomponents:\n  language:\n    mode: adapter\nmodel: cpu\nhead:\n  dropout: 1.5\n", "types.yaml");
+  assert.deepEqual(problems(() => readRunConfig(path)), [
+    `${path}:1: 'epochs' must be an integer >= 1, got "three"`,
+    `${path}:2: 'batch_size' must be an integer >= 1, got 0`,
+    `${path}:5: 'components.language.mode' must be one of frozen, lora, full, got "adapter"`,
+    `${path}:6: 'model' must be a map of keys (path, config, dtype, device), got "cpu"`,
+    `${path}:8: 'head.dropout' must be a number in [0, 1), got 1.5`,
+  ]);
+});
+
+test("suggestions only for near misses", () => {
+  assert.equal(suggestKey("lerning_rate", ["learning_rate", "epochs"]), "learning_rate");
+  assert.equal(suggestKey("epoch", ["learning_rate", "epochs"]), "epochs");
+  assert.equal(suggestKey("colour", ["learning_rate", "epochs"]), null);
+});
+
+test("flags set the same keys: dotted paths, aliases, kebab case, booleans, lists", () => {
+  const { positional, flags } = splitArgs(
+    ["--lr", "1e-4", "--components.language.mode", "lora", "--components.language.target-modules", "q_proj,v_proj", "--skip-bad",
+      "--data.labels=a,b", "--model-config", "m/config.json", "--max_steps", "null", "--eval-every", "50", "--no-progress", "extra"],
+    booleanFlagNames(),
+  );
+  assert.deepEqual(positional, ["extra"]);
+  assert.deepEqual(configFromFlags(flags), {
+    learning_rate: 1e-4,
+    components: { language: { mode: "lora", target_modules: ["q_proj", "v_proj"] } },
+    data: { skip_bad: true, labels: ["a", "b"] },
+    model: { config: "m/config.json" },
+    max_steps: null,
+    eval_every: 50,
+    progress: false,
+  });
+  // a regex stays one string; a labels.json path stays a path
+  assert.deepEqual(configFromFlags([["components.vision.target_modules", "layers\\.1\\..*_proj"], ["labels", "data/labels.json"]]), {
+    components: { vision: { target_modules: "layers\\.1\\..*_proj" } },
+    data: { labels: "data/labels.json" },
+  });
+});
+
+test("flag errors name the flag and suggest the key", () => {
+  assert.deepEqual(problems(() => configFromFlags([["lerning-rate", "1"], ["components.langauge.mode", "lora"], ["components", "x"], ["epochs.x", "1"]])), [
+    "unknown option '--lerning-rate' (did you mean '--learning_rate'?)",
+    "unknown option '--components.langauge.mode' (did you mean '--components.language.mode'?)",
+    "option '--components' names the section 'components'; give one of its keys: --components.vision, --components.projector, --components.language",
+    "unknown option '--epochs.x': 'epochs' has no keys below it",
+  ]);
+  assert.deepEqual(problems(() => configFromFlags([["epochs", "2.5"], ["lr", "fast"]])), [
+    "the command line: 'epochs' must be an integer >= 1, got 2.5",
+    "the command line: 'learning_rate' must be a number >= 0, got \"fast\"",
+  ]);
+});
+
+test("flags win over the file key by key; the resolved config round-trips through run.yaml", () => {
+  const path = runFile("task: classification\nlearning_rate: 0.01\ncomponents:\n  language: {mode: lora, r: 4}\ndata:\n  train: t.jsonl\n", "merge.yaml");
+  const merged = mergeConfigs(readRunConfig(path), configFromFlags([["lr", "0.001"], ["components.language.r", "16"], ["output", "runs/x"], ["model", "m"]]));
+  assert.deepEqual(merged, {
+    task: "classification",
+    learning_rate: 0.001,
+    components: { language: { mode: "lora", r: 16 } },
+    data: { train: "t.jsonl" },
+    output_dir: "runs/x",
+    model: { path: "m" },
+  });
+  const resolved = resolveRunConfig(merged);
+  assert.equal(resolved.batch_size, 8);
+  assert.equal(resolved.best_metric, "accuracy");
+  assert.deepEqual(resolved.components?.vision, { mode: "frozen" });
+  const again = runFile(runConfigToYaml(resolved, "resolved"), "again.yaml");
+  assert.deepEqual(readRunConfig(again), resolved);
+  assert.deepEqual(validateRunConfig(null), {});
+});
+
+test("an incomplete run says what is missing and the flag that sets it", () => {
+  assert.throws(() => resolveRunConfig({ task: "generation" }), (error: Error) =>
+    /data\.train is missing.*--train <path>/.test(error.message) && /output_dir is missing/.test(error.message) &&
+    /model\.path \(--model <folder>\)/.test(error.message) && /every component frozen trains nothing/.test(error.message));
+});
+
+test("`vlmkit train` prints the configuration errors and exits 1", () => {
+  const main = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+  const path = runFile("lerning_rate: 1e-4\nepochs: 0\n", "cli.yaml");
+  const result = spawnSync(process.execPath, [main, "train", "--config", path, "--batch-sise", "4"], { encoding: "utf8" });
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stderr, /unknown key 'lerning_rate' in .*cli\.yaml:1 \(did you mean 'learning_rate'\?\)/);
+  const flagsOnly = spawnSync(process.execPath, [main, "train", "--batch-sise", "4"], { encoding: "utf8" });
+  assert.equal(flagsOnly.status, 1);
+  assert.match(flagsOnly.stderr, /unknown option '--batch-sise' \(did you mean '--batch_size'\?\)/);
+  const help = spawnSync(process.execPath, [main, "train", "--help"], { encoding: "utf8" });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--components\.language\.target_modules/);
+});
