@@ -13,7 +13,7 @@ import { adaptModel, saveAdapter, type AdaptationPlan, type ComponentAdaptation 
 import { readImageFolder, readJsonlRecords, readLabelMap, splitRecords, type LabeledRecord, type RecordSet } from "../data/records.js";
 import { isFrameFolder } from "../data/frame_folder.js";
 import { loadImage, type RgbImage } from "../data/image.js";
-import { Trainer, type TrainOptions, type TrainResult } from "../train/index.js";
+import { Trainer, type Batch, type DataSource, type TrainOptions, type TrainResult, type TrainTask } from "../train/index.js";
 import { classificationReport, confusionMatrix, confusionMatrixCsv, formatClassificationReport, type ClassificationReport } from "../eval/metrics.js";
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { mergeConfigs, readRunConfig, runConfigToYaml, type AdaptationConfig, type RunConfig } from "./config.js";
@@ -239,14 +239,29 @@ export async function trainRun(input: RunConfig, log: Log = console.log): Promis
       log(`features: ${task.cachedSamples} samples through the frozen backbone once, in ${((performance.now() - t0) / 1000).toFixed(1)} s; epochs train the head only`);
     }
     task.fitFeatureNorm(trainData, config.eval_batch_size ?? Math.max(config.batch_size!, 32));
-    const result = await new Trainer(task, trainData, valData, trainOptions(config, config.progress === false ? log : undefined)).fit();
-    loadBest(task, result);
-    if (usesLora(config)) saveAdapter(vlm.model, join(runDir, "adapter"), vlm.randomInit ? join(runDir, "model") : resolve(config.model!.path!));
-    const evaluation = valData ? evaluateClassification(task, valData, valRecords, train.labels, config, join(runDir, "eval", "val"), "val") : null;
-    if (evaluation) log(`held-out (val) report, best checkpoint:\n${evaluation.text}`);
-    return { runDir, task: "classification", labels: train.labels, train: result, evaluation, seconds: (performance.now() - started) / 1000, featureComputations: task.featureComputations };
+    try {
+      const result = await fit(task, trainData, valData, config, log);
+      loadBest(task, result);
+      if (usesLora(config)) saveAdapter(vlm.model, join(runDir, "adapter"), vlm.randomInit ? join(runDir, "model") : resolve(config.model!.path!));
+      const evaluation = valData ? evaluateClassification(task, valData, valRecords, train.labels, config, join(runDir, "eval", "val"), "val") : null;
+      if (evaluation) log(`held-out (val) report, best checkpoint:\n${evaluation.text}`);
+      return { runDir, task: "classification", labels: train.labels, train: result, evaluation, seconds: (performance.now() - started) / 1000, featureComputations: task.featureComputations };
+    } finally {
+      task.dispose();
+      task.head.dispose();
+    }
   } finally {
     vlm.model.dispose();
+  }
+}
+
+/** Runs the Trainer and frees its optimizer state (the weights stay with the task). */
+async function fit<B extends Batch>(task: TrainTask<B>, trainData: DataSource<B>, valData: DataSource<B> | null, config: RunConfig, log: Log): Promise<TrainResult> {
+  const trainer = new Trainer(task, trainData, valData, trainOptions(config, config.progress === false ? log : undefined));
+  try {
+    return await trainer.fit();
+  } finally {
+    trainer.optimizer.dispose();
   }
 }
 
@@ -341,7 +356,7 @@ async function trainGeneration(config: RunConfig, vlm: LoadedVlm, media: MediaCa
   const val = conversationSamples(valRecords, media, labels, imageToken);
   const trainData = new SampleSource(trainRecords.length, train.samples);
   const valData = valRecords.length > 0 ? new SampleSource(valRecords.length, val.samples) : null;
-  const result = await new Trainer(task, trainData, valData, trainOptions(config, config.progress === false ? log : undefined)).fit();
+  const result = await fit(task, trainData, valData, config, log);
   loadBest(task, result);
   if (task.skipped.size > 0) log(`skipped ${task.skipped.size} sample(s) whose text would be cut inside the image tokens (generation.skip_truncated)`);
   if (usesLora(config)) saveAdapter(vlm.model, join(runDir, "adapter"), vlm.randomInit ? join(runDir, "model") : resolve(config.model!.path!));
