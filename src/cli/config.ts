@@ -560,7 +560,17 @@ export function mergeConfigs(...layers: RunConfig[]): RunConfig {
 
 /** The resolved configuration as YAML (written to the run folder; `vlmkit train --config` reads it back). */
 export function runConfigToYaml(config: RunConfig, header = ""): string {
-  const clean = JSON.parse(JSON.stringify(config)) as YamlValue;
+  // keys in the schema's order, so every run.yaml reads the same way
+  const ordered = (value: YamlValue, schema: Field): YamlValue => {
+    if (value === null || typeof value !== "object") return value;
+    if (Array.isArray(value)) return schema.kind === "list" ? value.map((item) => ordered(item, schema.item)) : value;
+    if (schema.kind !== "section") return value;
+    const out: Map_ = {};
+    for (const [key, field] of Object.entries(schema.fields)) if (value[key] !== undefined) out[key] = ordered(value[key], field);
+    for (const [key, item] of Object.entries(value)) if (!(key in out)) out[key] = item;
+    return out;
+  };
+  const clean = ordered(JSON.parse(JSON.stringify(config)) as YamlValue, RUN_SCHEMA);
   return (header ? header.split("\n").map((l) => `# ${l}`).join("\n") + "\n" : "") + stringifyYaml(clean);
 }
 
