@@ -388,7 +388,7 @@ export class VlmSftTask implements TrainTask<SampleBatch<ConversationSample>> {
   }
 
   /** Right-padded ids, mask and labels of the batch's usable samples. */
-  #collate(samples: ConversationSample[]): { inputs: { input_ids: Tensor; attention_mask: Tensor; labels: Tensor; pixel_values: Tensor } | null; used: ConversationSample[] } {
+  #collate(samples: ConversationSample[]): { inputs: { input_ids: Tensor; attention_mask: Tensor; labels: Tensor; pixel_values?: Tensor } | null; used: ConversationSample[] } {
     const used: ConversationSample[] = [];
     const rows: EncodedConversation[] = [];
     for (const sample of samples) {
@@ -405,16 +405,15 @@ export class VlmSftTask implements TrainTask<SampleBatch<ConversationSample>> {
     const ids = rows.map((r) => [...r.ids, ...new Array<number>(length - r.ids.length).fill(pad)]);
     const mask = rows.map((r) => [...r.ids.map(() => 1), ...new Array<number>(length - r.ids.length).fill(0)]);
     const labels = rows.map((r) => [...r.labels, ...new Array<number>(length - r.labels.length).fill(-100)]);
-    const pixel = this.vlm.processor.imageProcessor.preprocess(used.flatMap((s) => s.images), { device }).pixel_values;
-    return {
-      inputs: {
-        input_ids: tensor(ids, { dtype: "int64", device }),
-        attention_mask: tensor(mask, { dtype: "int64", device }),
-        labels: tensor(labels, { dtype: "int64", device }),
-        pixel_values: pixel,
-      },
-      used,
+    const images = used.flatMap((s) => s.images);
+    const inputs: { input_ids: Tensor; attention_mask: Tensor; labels: Tensor; pixel_values?: Tensor } = {
+      input_ids: tensor(ids, { dtype: "int64", device }),
+      attention_mask: tensor(mask, { dtype: "int64", device }),
+      labels: tensor(labels, { dtype: "int64", device }),
     };
+    // text-only conversations have no images to encode
+    if (images.length > 0) inputs.pixel_values = this.vlm.processor.imageProcessor.preprocess(images, { device }).pixel_values;
+    return { inputs, used };
   }
 
   loss(batch: SampleBatch<ConversationSample>): LossOutput {
