@@ -307,7 +307,7 @@ export function evaluateClassification(
   task.vlm.model.eval();
   const batchSize = config.eval_batch_size ?? Math.max(config.batch_size!, 32);
   const scores = task.scores(data, batchSize);
-  const metrics = task.evaluate(data, batchSize);
+  const metrics = task.metrics(scores);
   const yPred = scores.probabilities.map(argmax);
   const report = classificationReport(scores.yTrue, yPred, labels, { priorityClasses: config.eval?.priority_classes });
   const text = formatClassificationReport(report);

@@ -198,7 +198,11 @@ export class VlmClassificationTask implements TrainTask<SampleBatch> {
   }
 
   evaluate(data: DataSource<SampleBatch>, batchSize: number): Record<string, number> {
-    const { probabilities, yTrue, loss } = this.scores(data, batchSize);
+    return this.metrics(this.scores(data, batchSize));
+  }
+
+  /** accuracy, loss and top-k accuracy of scored samples. */
+  metrics({ probabilities, yTrue, loss }: ClassificationScores): Record<string, number> {
     const k = Math.min(this.options.topK, this.head.numClasses);
     const top1 = probabilities.filter((p, i) => argmax(p) === yTrue[i]).length / Math.max(1, yTrue.length);
     const metrics: Record<string, number> = { accuracy: top1, loss };
