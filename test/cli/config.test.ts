@@ -3,7 +3,7 @@
 // the file; the `vlmkit train` process reports them and exits 1.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -130,4 +130,14 @@ test("`vlmkit train` prints the configuration errors and exits 1", () => {
   const help = spawnSync(process.execPath, [main, "train", "--help"], { encoding: "utf8" });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--components\.language\.target_modules/);
+});
+
+test("the README's run.yaml is a valid run file", () => {
+  const readme = readFileSync(fileURLToPath(new URL("../../../README.md", import.meta.url)), "utf8");
+  const block = /```yaml\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, "README has a yaml block");
+  const config = readRunConfig(runFile(block[1], "readme.yaml"));
+  assert.equal(config.components?.language?.mode, "lora");
+  assert.equal(config.learning_rate, 2e-4);
+  assert.equal(resolveRunConfig(config).head?.pooling, "last");
 });
