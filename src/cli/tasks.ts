@@ -1,6 +1,6 @@
 // The training tasks the commands run on a LLaVA-style model: classification with a head on pooled hidden
-// states (features cached in memory and on disk when the backbone is frozen), and generative fine-tuning on conversations (loss on the
-// assistant's tokens only). Both implement the Trainer's TrainTask contract.
+// states (features cached in memory and on disk when the backbone is frozen), and generative fine-tuning on
+// conversations (loss on the assistant's tokens only). Both implement the Trainer's TrainTask contract.
 import { join } from "node:path";
 import { F, buildInfo, keep, noGrad, stack, tensor, tidy, type Tensor } from "../torch/index.js";
 import type { Module } from "../torch/nn/index.js";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, readdirSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildFromConfig, manualSeed, readSafetensors, tidy, writeSafetensors, type LlavaForConditionalGeneration, type Tensor } from "../../src/index.js";
+import { buildFromConfig, liveTensorCount, manualSeed, readSafetensors, tidy, writeSafetensors, type LlavaForConditionalGeneration, type Tensor } from "../../src/index.js";
 import { writeTinyLlavaFolder, vocabularyOf } from "../../src/cli/tiny_model.js";
 import { writeSyntheticDataset, SYNTHETIC_QUESTION, syntheticImageLabels, makeSyntheticImages } from "../../src/data/synthetic.js";
 import { readJsonlRecords } from "../../src/data/records.js";
@@ -96,6 +96,7 @@ interface Warmed {
 /** Warms a fresh task (store on unless `store` is false) over the samples and returns its counts and raw features. */
 async function warm(folder: string, options: Partial<typeof BASE> = {}, source = samples(), { store = true, log = (_: string) => {} } = {}): Promise<Warmed> {
   const vlm: LoadedVlm = await loadVlm({ model: { path: folder, device: "cpu" } });
+  const liveBefore = liveTensorCount();
   try {
     const settings = { ...BASE, ...options };
     const head = new ClassificationHead({ inputSize: 32, numClasses: 2, hiddenSize: 0 });
@@ -109,6 +110,9 @@ async function warm(folder: string, options: Partial<typeof BASE> = {}, source =
     const result = { ...counts, featureComputations: task.featureComputations, features };
     task.dispose();
     head.dispose();
+    // loading, saving and the cache's tensors leak nothing (the model's first forward pass keeps one tensor of its own)
+    const grown = liveTensorCount() - liveBefore;
+    assert.ok(grown <= (counts.computed > 0 ? 1 : 0), `live tensors grew by ${grown} (${counts.loaded} loaded, ${counts.computed} computed)`);
     return result;
   } finally {
     vlm.model.dispose();
