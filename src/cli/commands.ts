@@ -4,9 +4,10 @@
 // A run folder holds: run.yaml (the resolved configuration), labels.json, model/ (the base weights when they were
 // random), the Trainer's files (train_options.json, metrics.jsonl, tensorboard/, checkpoints/{best,last}/),
 // adapter/ (PEFT files when a component used LoRA) and eval/<split>/ (report.json, report.txt, confusion.csv,
-// predictions.jsonl).
+// predictions.jsonl). Features of a frozen backbone persist beside the runs (head.cache_dir, default
+// <output_dir>/../.vlmkit-cache/features), so later runs and evals on the same model and data skip the backbone.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { basename, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import { dispose, manualSeed, readSafetensors } from "../torch/index.js";
 import { ClassificationHead } from "../heads/classification.js";
 import { adaptModel, saveAdapter, type AdaptationPlan, type ComponentAdaptation } from "../adapt/index.js";
@@ -18,7 +19,8 @@ import { classificationReport, confusionMatrix, confusionMatrixCsv, formatClassi
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { mergeConfigs, readRunConfig, runConfigToYaml, type AdaptationConfig, type RunConfig } from "./config.js";
 import { DEFAULT_QUESTION, MediaCache, generateAnswers, loadVideo, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
-import { SampleSource, VlmClassificationTask, VlmSftTask, argmax, type ConversationSample, type VisualSample } from "./tasks.js";
+import { SampleSource, VlmClassificationTask, VlmSftTask, argmax, openFeatureCache, type ConversationSample, type VisualSample } from "./tasks.js";
+import type { FeatureCache } from "../heads/feature_cache.js";
 import { readConversationRecords, promptMessages, referenceAnswer, type ConversationRecord } from "./conversation_records.js";
 
 export type Log = (line: string) => void;
@@ -58,7 +60,13 @@ export function resolveRunConfig(config: RunConfig): RunConfig {
     problems.push("task generation with every component frozen trains nothing: set components.language.mode (lora or full) or another component's");
   }
   if (problems.length > 0) throw new Error(`the run configuration is incomplete:\n  ${problems.join("\n  ")}`);
+  if (resolved.task === "classification" && resolved.head!.cache_dir === undefined) resolved.head!.cache_dir = defaultFeatureCacheDir(resolved.output_dir!);
   return resolved;
+}
+
+/** Beside the run folders, so that sibling runs share it. */
+function defaultFeatureCacheDir(runDir: string): string {
+  return join(dirname(runDir), ".vlmkit-cache", "features");
 }
 
 function adaptationPlan(config: RunConfig): AdaptationPlan {
@@ -130,7 +138,11 @@ function reportSkipped(skipped: { source: string; reason: string }[], log: Log):
 }
 
 function classificationSource(records: LabeledRecord[], media: MediaCache): SampleSource {
-  return new SampleSource(records.length, (i) => ({ key: records[i].source, images: media.get(records[i]), labelIndex: records[i].labelIndex }));
+  return new SampleSource(records.length, (i) => {
+    const record = records[i];
+    // decoded on first use only: a sample whose features are cached is never decoded
+    return { key: record.source, get images() { return media.get(record); }, labelIndex: record.labelIndex, media: record.video ? [record.video] : record.images };
+  });
 }
 
 /** The messages of a conversation with a video's frames as image placeholders (one <video> or none becomes n <image>). */
@@ -229,14 +241,13 @@ export async function trainRun(input: RunConfig, log: Log = console.log): Promis
     writeRunFiles(runDir, config, train.labels);
     log(`data: ${trainRecords.length} training and ${valRecords.length} validation records, ${train.labels.length} classes`);
 
-    const task = classificationTask(config, vlm, train.labels.length);
+    const store = featureStore(config, vlm, vlm.randomInit ? join(runDir, "model") : vlm.folder, log);
+    const task = classificationTask(config, vlm, train.labels.length, store);
     const trainData = classificationSource(trainRecords, media);
     const valData = valRecords.length > 0 ? classificationSource(valRecords, media) : null;
     if (task.options.frozenBackbone && task.options.cacheFeatures) {
-      const t0 = performance.now();
-      task.warmCache(trainData, config.eval_batch_size ?? Math.max(config.batch_size!, 32));
-      if (valData) task.warmCache(valData, config.eval_batch_size ?? Math.max(config.batch_size!, 32));
-      log(`features: ${task.cachedSamples} samples through the frozen backbone once, in ${((performance.now() - t0) / 1000).toFixed(1)} s; epochs train the head only`);
+      warmFeatures(task, [trainData, ...(valData ? [valData] : [])], config, log);
+      log("epochs train the head only");
     }
     task.fitFeatureNorm(trainData, config.eval_batch_size ?? Math.max(config.batch_size!, 32));
     try {
@@ -270,7 +281,29 @@ function writeRunFiles(runDir: string, config: RunConfig, labels: string[]): voi
   writeFileSync(join(runDir, "labels.json"), JSON.stringify(labels, null, 2) + "\n");
 }
 
-function classificationTask(config: RunConfig, vlm: LoadedVlm, numClasses: number): VlmClassificationTask {
+/** The on-disk feature cache of a frozen classification run, or null (not frozen, caching off, head.cache_dir null). */
+function featureStore(config: RunConfig, vlm: LoadedVlm, weightsFolder: string, log: Log): FeatureCache | null {
+  const head = config.head ?? {};
+  if (config.task === "generation" || !isFrozen(config) || head.cache_features === false || !head.cache_dir) return null;
+  const options = { question: config.data?.prompt ?? DEFAULT_QUESTION, pooling: head.pooling ?? "last", hiddenLayer: head.hidden_layer ?? -1 };
+  return openFeatureCache(vlm, options, { dir: resolve(head.cache_dir), weightsFolder, numFrames: config.data?.num_frames ?? 8, log });
+}
+
+/** Loads the cached features of the samples and computes the rest, and says how many of each. */
+function warmFeatures(task: VlmClassificationTask, sources: SampleSource[], config: RunConfig, log: Log): void {
+  const t0 = performance.now();
+  let loaded = 0;
+  let computed = 0;
+  for (const source of sources) {
+    const counts = task.warmCache(source, config.eval_batch_size ?? Math.max(config.batch_size!, 32));
+    loaded += counts.loaded;
+    computed += counts.computed;
+  }
+  const where = task.options.store ? ` (cache ${task.options.store.folder})` : "";
+  log(`features: ${loaded} loaded from the cache, ${computed} computed through the frozen backbone, in ${((performance.now() - t0) / 1000).toFixed(1)} s${where}`);
+}
+
+function classificationTask(config: RunConfig, vlm: LoadedVlm, numClasses: number, store: FeatureCache | null = null): VlmClassificationTask {
   const head = new ClassificationHead({
     inputSize: vlm.model.getInputEmbeddings().embeddingDim,
     numClasses,
@@ -283,6 +316,7 @@ function classificationTask(config: RunConfig, vlm: LoadedVlm, numClasses: numbe
     hiddenLayer: config.head!.hidden_layer!,
     frozenBackbone: isFrozen(config),
     cacheFeatures: config.head!.cache_features!,
+    store,
     normalizeFeatures: config.head!.normalize_features!,
     topK: config.eval!.top_k!,
   });
@@ -408,8 +442,11 @@ export interface LoadedRun {
   dispose(): void;
 }
 
-/** Rebuilds a run's model (base, adapters, head) with its best checkpoint's weights. */
-export async function loadRun(runDir: string, overrides: RunConfig = {}): Promise<LoadedRun> {
+/**
+ * Rebuilds a run's model (base, adapters, head) with its best checkpoint's weights; with featureCache, a frozen
+ * classification run's task reads and adds to the on-disk feature cache.
+ */
+export async function loadRun(runDir: string, overrides: RunConfig = {}, options: { featureCache?: boolean; log?: Log } = {}): Promise<LoadedRun> {
   const dir = resolve(runDir);
   const runFile = join(dir, "run.yaml");
   if (!existsSync(runFile)) throw new Error(`${dir} is not a run folder (no run.yaml); give the output_dir of \`vlmkit train\``);
@@ -433,7 +470,9 @@ export async function loadRun(runDir: string, overrides: RunConfig = {}): Promis
     if (config.task === "generation") {
       new VlmSftTask(vlm, { maxLength: config.data?.max_length ?? 512, skipTruncated: false }).loadCheckpointTensors(tensors);
     } else {
-      classification = classificationTask(config, vlm, labels.length);
+      const cacheConfig = config.head?.cache_dir === undefined ? mergeConfigs(config, { head: { cache_dir: defaultFeatureCacheDir(dir) } }) : config;
+      const store = options.featureCache ? featureStore(cacheConfig, vlm, vlm.folder, options.log ?? console.log) : null;
+      classification = classificationTask(config, vlm, labels.length, store);
       classification.loadCheckpointTensors(tensors);
       classification.head.eval();
     }
@@ -454,9 +493,13 @@ export async function loadRun(runDir: string, overrides: RunConfig = {}): Promis
   };
 }
 
-/** `vlmkit eval`: scores a finished run on records (default: its data.test, else data.val, else the split it held out). */
-export async function evalRun(runDir: string, options: { data?: string; split?: string } = {}, log: Log = console.log): Promise<ClassificationEvaluation> {
-  const run = await loadRun(runDir);
+/**
+ * `vlmkit eval`: scores a finished run on records (default: its data.test, else data.val, else the split it held
+ * out). cacheDir overrides the run's head.cache_dir (null: no on-disk feature cache).
+ */
+export async function evalRun(runDir: string, options: { data?: string; split?: string; cacheDir?: string | null } = {}, log: Log = console.log): Promise<ClassificationEvaluation> {
+  const overrides: RunConfig = options.cacheDir === undefined ? {} : { head: { cache_dir: options.cacheDir } };
+  const run = await loadRun(runDir, overrides, { featureCache: true, log });
   try {
     const config = resolveRunConfig(run.config);
     const data = config.data!;
@@ -481,7 +524,10 @@ export async function evalRun(runDir: string, options: { data?: string; split?: 
       records = splitRecords(readLabeledRecords(data.train!, run.labels, data.skip_bad!).records, data.val_ratio!, config.seed!).val;
     }
     if (records.length === 0) throw new Error("no records to evaluate");
-    return evaluateClassification(run.classification!, classificationSource(records, media), records, run.labels, config, outDir, split);
+    const task = run.classification!;
+    const source = classificationSource(records, media);
+    if (task.options.frozenBackbone && task.options.cacheFeatures) warmFeatures(task, [source], config, log);
+    return evaluateClassification(task, source, records, run.labels, config, outDir, split);
   } finally {
     run.dispose();
   }

@@ -177,6 +177,11 @@ export const RUN_SCHEMA: Section = section(
         hidden_size: leaf(integer(0), "hidden size of the two-layer head; 0 = a single Linear (default 256)"),
         dropout: leaf(number(0, 1, true), "dropout inside the head (default 0.1)"),
         cache_features: leaf(boolean, "with a frozen backbone, compute features once and reuse them (default true)"),
+        cache_dir: leaf(
+          nullable(string),
+          "where cached features persist between runs, keyed by model, processor, prompt, layer, pooling and data contents " +
+            "(default <output_dir>/../.vlmkit-cache/features); null keeps them for the run only",
+        ),
         normalize_features: leaf(boolean, "standardize pooled features with the training set's mean and std before the head (default true)"),
       },
       "the classification head",
@@ -246,6 +251,7 @@ export const FLAG_ALIASES: Record<string, string> = {
   output: "output_dir",
   o: "output_dir",
   top_k: "eval.top_k",
+  cache_dir: "head.cache_dir",
   max_new_tokens: "generation.max_new_tokens",
 };
 
@@ -269,7 +275,7 @@ export interface RunConfig {
     num_frames?: number; prompt?: string; max_length?: number;
   };
   components?: { vision?: AdaptationConfig; projector?: AdaptationConfig; language?: AdaptationConfig };
-  head?: { pooling?: "last" | "mean" | "cls"; hidden_layer?: number; hidden_size?: number; dropout?: number; cache_features?: boolean; normalize_features?: boolean };
+  head?: { pooling?: "last" | "mean" | "cls"; hidden_layer?: number; hidden_size?: number; dropout?: number; cache_features?: boolean; cache_dir?: string | null; normalize_features?: boolean };
   generation?: { max_new_tokens?: number; skip_truncated?: boolean };
   epochs?: number;
   max_steps?: number | null;

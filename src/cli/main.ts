@@ -7,7 +7,7 @@ const usage = `usage: vlmkit <command> [options]
 commands:
   demo         generate a synthetic dataset, train a tiny LLaVA-shaped model (head, LoRA, generation) on it and print the reports
   train        train from a run file and/or flags:  vlmkit train --config run.yaml [--lr 1e-4] [--components.language.mode lora]
-  eval         score a finished run:                vlmkit eval --run runs/x [--data test.jsonl]
+  eval         score a finished run:                vlmkit eval --run runs/x [--data test.jsonl] [--cache-dir <folder> | null]
   predict      top-k classes (or the answer) for images or videos:  vlmkit predict --run runs/x image.png clip/ [--top-k 3]
   generate     the model's answer to a prompt:       vlmkit generate (--run runs/x | --model <folder> | --model-config <config.json>) --image a.png --prompt "..."
   demo-engine  fit a small MLP on generated 2-D spirals (the tensor engine alone)
@@ -58,11 +58,12 @@ async function train(argv: string[]): Promise<number> {
 
 async function evaluate(argv: string[]): Promise<number> {
   const { positional, flags } = splitArgs(argv);
-  const options = commandFlags(flags, { run: "string", data: "string", split: "string" }, "eval");
+  const options = commandFlags(flags, { run: "string", data: "string", split: "string", cache_dir: "string" }, "eval");
   const runDir = (options.run as string | undefined) ?? positional[0];
   if (!runDir) throw new Error("vlmkit eval: give the run folder: vlmkit eval --run runs/x [--data test.jsonl]");
   const { evalRun } = await import("./commands.js");
-  const evaluation = await evalRun(runDir, { data: options.data as string | undefined, split: options.split as string | undefined });
+  const cacheDir = options.cache_dir === undefined ? undefined : options.cache_dir === "null" ? null : (options.cache_dir as string);
+  const evaluation = await evalRun(runDir, { data: options.data as string | undefined, split: options.split as string | undefined, cacheDir });
   console.log(evaluation.text);
   console.log(JSON.stringify({ split: evaluation.split, ...evaluation.metrics }));
   return 0;

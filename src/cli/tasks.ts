@@ -1,12 +1,14 @@
 // The training tasks the commands run on a LLaVA-style model: classification with a head on pooled hidden
-// states (features cached when the backbone is frozen), and generative fine-tuning on conversations (loss on the
-// assistant's tokens only). Both implement the Trainer's TrainTask contract.
-import { F, keep, noGrad, stack, tensor, tidy, type Tensor } from "../torch/index.js";
+// states (features cached in memory and on disk when the backbone is frozen), and generative fine-tuning on
+// conversations (loss on the assistant's tokens only). Both implement the Trainer's TrainTask contract.
+import { join } from "node:path";
+import { F, buildInfo, keep, noGrad, stack, tensor, tidy, type Tensor } from "../torch/index.js";
 import type { Module } from "../torch/nn/index.js";
 import type { Batch, DataSource, TrainTask, LossOutput } from "../train/index.js";
 import { ClassificationHead, poolHidden, type Pooling } from "../heads/classification.js";
+import { FeatureCache, FileHasher, folderFileHashes, modelFolderIdentity, sha256, tensorDigest } from "../heads/feature_cache.js";
 import type { RgbImage } from "../data/image.js";
-import { encodePrompts, hiddenStates, type LoadedVlm } from "./vlm.js";
+import { PROCESSOR_FILES, encodePrompts, hiddenStates, promptText, type LoadedVlm } from "./vlm.js";
 
 // ---- data ----
 
@@ -16,6 +18,8 @@ export interface VisualSample {
   key: string;
   images: RgbImage[];
   labelIndex: number;
+  /** The files the images come from (image files, or a video's frame folder): the sample's id in a FeatureCache. */
+  media?: string[];
 }
 
 export interface SampleBatch<S extends VisualSample = VisualSample> extends Batch {
@@ -52,6 +56,8 @@ export interface ClassificationTaskOptions {
   /** The backbone is frozen: features are computed once per sample and reused (unless cacheFeatures is false). */
   frozenBackbone: boolean;
   cacheFeatures: boolean;
+  /** Where cached features persist between runs (samples with `media` only); null or absent: this run only. */
+  store?: FeatureCache | null;
   /** Standardize features with the training set's mean and std before the head (see fitFeatureNorm). */
   normalizeFeatures: boolean;
   topK: number;
@@ -63,6 +69,9 @@ export interface ClassificationScores {
   yTrue: number[];
   loss: number;
 }
+
+/** How many samples warmCache computes between writes to the store, so an interrupted run keeps most of its work. */
+const SAVE_EVERY = 4096;
 
 const FEATURE_MEAN = "feature_norm.mean";
 const FEATURE_STD = "feature_norm.std";
@@ -156,10 +165,50 @@ export class VlmClassificationTask implements TrainTask<SampleBatch> {
     this.#featureStd = std;
   }
 
-  /** Computes and caches the features of every sample of `data` now (frozen backbone only). */
-  warmCache(data: DataSource<SampleBatch>, batchSize: number): void {
-    if (!this.#caching) return;
-    for (const batch of batchesOf(data, batchSize)) tidy(() => void this.features(batch.samples));
+  /**
+   * Caches the features of every sample of `data` now (frozen backbone only): those in the store are loaded, the
+   * rest computed and added to the store. Counts samples not already in memory.
+   */
+  warmCache(data: DataSource<SampleBatch>, batchSize: number): { loaded: number; computed: number } {
+    if (!this.#caching) return { loaded: 0, computed: 0 };
+    const store = this.options.store ?? null;
+    const pending = new Map<string, VisualSample>();
+    for (const batch of batchesOf(data, batchSize)) for (const s of batch.samples) if (!this.#cache.has(s.key)) pending.set(s.key, s);
+    const ids = new Map<string, string>();
+    let loaded = 0;
+    if (store) {
+      for (const s of pending.values()) if (s.media && s.media.length > 0) ids.set(s.key, store.sampleId(s.media));
+      const found = store.load([...ids.values()]);
+      try {
+        for (const [key, id] of ids) {
+          const row = found.get(id);
+          if (!row || !pending.has(key)) continue;
+          this.#cache.set(key, keep(tidy(() => row.to({ device: this.vlm.device, copy: true }))));
+          pending.delete(key);
+          loaded++;
+        }
+      } finally {
+        for (const t of found.values()) t.dispose();
+      }
+    }
+    const missing = [...pending.values()];
+    const unsaved = new Map<string, Tensor>();
+    const save = () => {
+      store!.save(unsaved);
+      unsaved.clear();
+    };
+    for (let start = 0; start < missing.length; start += batchSize) {
+      const chunk = missing.slice(start, start + batchSize);
+      tidy(() => void this.#rawFeatures(chunk));
+      if (!store) continue;
+      for (const s of chunk) if (ids.has(s.key)) unsaved.set(ids.get(s.key)!, this.#cache.get(s.key)!);
+      if (unsaved.size >= SAVE_EVERY) save();
+    }
+    if (store) {
+      if (unsaved.size > 0) save();
+      store.flush();
+    }
+    return { loaded, computed: missing.length };
   }
 
   get cachedSamples(): number {
@@ -245,6 +294,56 @@ export class VlmClassificationTask implements TrainTask<SampleBatch> {
     this.#featureStd?.dispose();
     this.#featureMean = this.#featureStd = null;
   }
+}
+
+// ---- features kept between runs ----
+
+export interface FeatureStoreOptions {
+  /** The cache's root folder (one FeatureCache folder per setting below it). */
+  dir: string;
+  /** The folder of the weights the model holds (config.json + safetensors); for a random base, where it was saved. */
+  weightsFolder: string;
+  /** Frames sampled per video. */
+  numFrames: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Everything pooled features of a frozen backbone depend on besides the sample: the weights (by content), dtype,
+ * device kind and libtorch version (numerics), LoRA tensors when the model has any, the processor's files and
+ * parsed settings (image size, mean / std, resampling, tokenizer, chat template), the rendered prompt, and the
+ * hidden layer and pooling.
+ */
+export function classificationFeatureIdentity(
+  vlm: LoadedVlm, options: Pick<ClassificationTaskOptions, "question" | "pooling" | "hiddenLayer">, weightsFolder: string, hasher: FileHasher,
+): Record<string, unknown> {
+  const parameters = vlm.model.namedParameters();
+  const lora = parameters.filter(([name]) => name.includes(".lora_"));
+  const imageProcessor = vlm.processor.imageProcessor as { config?: unknown; backend?: unknown };
+  const prompt = promptText(vlm.tokenizer, vlm.processor, 1, options.question);
+  return {
+    task: "vlm-classification",
+    model: modelFolderIdentity(hasher, weightsFolder),
+    dtype: parameters[0]?.[1].dtype ?? null,
+    device: vlm.device.replace(/:\d+$/, ""),
+    torch: buildInfo().torch,
+    adapter: lora.length === 0 ? null : sha256(lora.map(([name, p]) => `${name}:${p.dtype}:[${p.shape}]:${tensorDigest(p)}`).join("\n")),
+    processor: {
+      files: folderFileHashes(hasher, vlm.folder, PROCESSOR_FILES),
+      image: { config: imageProcessor.config ?? null, backend: imageProcessor.backend ?? null },
+      llava: vlm.processor.config,
+    },
+    prompt: { question: options.question, text: prompt, ids: vlm.tokenizer.encode(prompt, { addSpecialTokens: false }) },
+    hiddenLayer: options.hiddenLayer,
+    pooling: options.pooling,
+  };
+}
+
+/** The on-disk cache of a classification task's features (hashes the model's weight files on first use). */
+export function openFeatureCache(vlm: LoadedVlm, options: Pick<ClassificationTaskOptions, "question" | "pooling" | "hiddenLayer">, store: FeatureStoreOptions): FeatureCache {
+  const hasher = new FileHasher(join(store.dir, "file-hashes.json"));
+  const identity = classificationFeatureIdentity(vlm, options, store.weightsFolder, hasher);
+  return new FeatureCache(store.dir, identity, hasher, { numFrames: store.numFrames, log: store.log });
 }
 
 /** Copies "head.x" / "model.y" tensors into the live parameters of those modules; unknown names are errors. */

@@ -72,7 +72,7 @@ export async function loadVlm(config: RunConfig, seed = config.seed ?? 42): Prom
   return { model, tokenizer, processor, folder, randomInit: source.config !== undefined, device };
 }
 
-const PROCESSOR_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "processor_config.json", "preprocessor_config.json", "generation_config.json"];
+export const PROCESSOR_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "processor_config.json", "preprocessor_config.json", "generation_config.json"];
 
 /**
  * Saves the model's current weights with its config, tokenizer and processor files as a Hugging Face folder

@@ -79,6 +79,16 @@ test("flags set the same keys: dotted paths, aliases, kebab case, booleans, list
   });
 });
 
+test("head.cache_dir: a folder, or null for no on-disk feature cache; --cache-dir sets it; the default sits beside the run", () => {
+  assert.deepEqual(configFromFlags([["cache-dir", "/tmp/features"]]), { head: { cache_dir: "/tmp/features" } });
+  assert.deepEqual(configFromFlags([["head.cache_dir", "null"]]), { head: { cache_dir: null } });
+  const path = runFile("head:\n  cache_dir: [a, b]\n", "cache.yaml");
+  assert.deepEqual(problems(() => readRunConfig(path)), [`${path}:2: 'head.cache_dir' must be a string or null, got a list`]);
+  const base = { data: { train: "t.jsonl" }, model: { path: "m" } };
+  assert.equal(resolveRunConfig({ ...base, output_dir: "runs/x" }).head?.cache_dir, join("runs", ".vlmkit-cache", "features"));
+  assert.equal(resolveRunConfig({ ...base, output_dir: "runs/x", head: { cache_dir: null } }).head?.cache_dir, null);
+});
+
 test("flag errors name the flag and suggest the key", () => {
   assert.deepEqual(problems(() => configFromFlags([["lerning-rate", "1"], ["components.langauge.mode", "lora"], ["components", "x"], ["epochs.x", "1"]])), [
     "unknown option '--lerning-rate' (did you mean '--learning_rate'?)",
