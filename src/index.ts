@@ -8,6 +8,7 @@ export { Tokenizer } from "./data/tokenizer.js";
 export { renderChatTemplate } from "./data/chat_template.js";
 export * from "./adapt/index.js";
 export * from "./eval/metrics.js";
+export { confusionMatrixPng, renderConfusionMatrix, confusionLayout, type ConfusionLayout } from "./eval/confusion_png.js";
 export * from "./data/records.js";
 export * from "./heads/classification.js";
 export * as train from "./train/index.js";

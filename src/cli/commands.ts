@@ -4,7 +4,7 @@
 // A run folder holds: run.yaml (the resolved configuration), labels.json, model/ (the base weights when they were
 // random), the Trainer's files (train_options.json, metrics.jsonl, tensorboard/, checkpoints/{best,last}/),
 // adapter/ (PEFT files when a component used LoRA) and eval/<split>/ (report.json, report.txt, confusion.csv,
-// predictions.jsonl). Features of a frozen backbone persist beside the runs (head.cache_dir, default
+// confusion.png, predictions.jsonl). Features of a frozen backbone persist beside the runs (head.cache_dir, default
 // <output_dir>/../.vlmkit-cache/features), so later runs and evals on the same model and data skip the backbone.
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, dirname, extname, join, resolve } from "node:path";
@@ -16,6 +16,7 @@ import { isFrameFolder } from "../data/frame_folder.js";
 import { loadImage, type RgbImage } from "../data/image.js";
 import { Trainer, type Batch, type DataSource, type TrainOptions, type TrainResult, type TrainTask } from "../train/index.js";
 import { classificationReport, confusionMatrix, confusionMatrixCsv, formatClassificationReport, type ClassificationReport } from "../eval/metrics.js";
+import { confusionMatrixPng } from "../eval/confusion_png.js";
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { mergeConfigs, readRunConfig, runConfigToYaml, type AdaptationConfig, type RunConfig } from "./config.js";
 import { DEFAULT_QUESTION, MediaCache, generateAnswers, loadVideo, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
@@ -333,7 +334,7 @@ function loadBest(task: { loadCheckpointTensors(t: Map<string, import("../torch/
   }
 }
 
-/** Scores the task on records and writes report.json, report.txt, confusion.csv and predictions.jsonl to outDir. */
+/** Scores the task on records and writes report.json, report.txt, confusion.csv/.png and predictions.jsonl to outDir. */
 export function evaluateClassification(
   task: VlmClassificationTask, data: SampleSource, records: LabeledRecord[], labels: string[], config: RunConfig, outDir: string, split: string,
 ): ClassificationEvaluation {
@@ -348,13 +349,19 @@ export function evaluateClassification(
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "report.json"), JSON.stringify({ split, metrics, report }, null, 2) + "\n");
   writeFileSync(join(outDir, "report.txt"), text);
-  writeFileSync(join(outDir, "confusion.csv"), confusionMatrixCsv(confusionMatrix(scores.yTrue, yPred, labels.length), labels));
+  writeConfusion(outDir, confusionMatrix(scores.yTrue, yPred, labels.length), labels);
   const k = Math.min(config.eval?.top_k ?? 5, labels.length);
   writeFileSync(
     join(outDir, "predictions.jsonl"),
     records.map((r, i) => JSON.stringify({ source: r.source, label: r.label, predictions: topPredictions(scores.probabilities[i], labels, k) })).join("\n") + "\n",
   );
   return { split, report, text, metrics };
+}
+
+/** confusion.csv and the same matrix as a heatmap, confusion.png. */
+function writeConfusion(outDir: string, matrix: number[][], labels: string[]): void {
+  writeFileSync(join(outDir, "confusion.csv"), confusionMatrixCsv(matrix, labels));
+  writeFileSync(join(outDir, "confusion.png"), confusionMatrixPng(matrix, labels));
 }
 
 export function topPredictions(probabilities: number[], labels: string[], k: number): { label: string; probability: number }[] {
@@ -422,7 +429,7 @@ export function evaluateGeneration(
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, "report.json"), JSON.stringify({ split, metrics, parsed: how, report }, null, 2) + "\n");
   writeFileSync(join(outDir, "report.txt"), text);
-  writeFileSync(join(outDir, "confusion.csv"), confusionMatrixCsv(confusionMatrix(kept.map((i) => yTrue[i]), kept.map((i) => parsed[i].index), labels.length), labels));
+  writeConfusion(outDir, confusionMatrix(kept.map((i) => yTrue[i]), kept.map((i) => parsed[i].index), labels.length), labels);
   writeFileSync(
     join(outDir, "answers.jsonl"),
     samples.map((s, i) => JSON.stringify({ source: s.key, reference: referenceAnswer(s.record), answer: answers[i], parsed: parsed[i].label, how: parsed[i].how })).join("\n") + "\n",

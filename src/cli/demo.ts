@@ -135,7 +135,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   if (sft) {
     log(`\nhead vs generation on the same held-out images: head ${pct(headAccuracy)} (frozen) / ${lora ? pct(lora.report.accuracy) : "n/a"} (LoRA) vs parsed answers ${pct(sft.report.accuracy)}`);
   }
-  log(`reports: ${join(dir, "runs", "<run>", "eval", "val")} (report.txt, report.json, confusion.csv)`);
+  log(`reports: ${join(dir, "runs", "<run>", "eval", "val")} (report.txt, report.json, confusion.csv, confusion.png)`);
   const passed = headAccuracy >= floor;
   log(`\nfrozen-feature head: ${pct(headAccuracy)} top-1 on held-out images (floor ${pct(floor)}): ${passed ? "PASS" : "FAIL"}; total ${seconds.toFixed(0)} s`);
   return { stages, headAccuracy, passed, seconds };

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { runDemo } from "../../src/cli/demo.js";
 import { evalRun, predictRun } from "../../src/cli/commands.js";
 import { liveTensorCount } from "../../src/index.js";
+import { decodePng } from "../../src/data/png.js";
+import { confusionLayout } from "../../src/eval/confusion_png.js";
 
 test("the demo trains every stage and the frozen-feature head reaches the 90% floor on held-out images", { timeout: 170_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "vlmkit-demo-"));
@@ -39,10 +41,19 @@ test("the demo trains every stage and the frozen-feature head reaches the 90% fl
   // run folders: resolved config, label map, random base, PEFT adapter, reports
   const lora = join(dir, "runs", "images-lora");
   for (const file of ["run.yaml", "labels.json", "model/model.safetensors", "model/config.json", "adapter/adapter_config.json", "adapter/adapter_model.safetensors",
-    "checkpoints/best/weights.safetensors", "metrics.jsonl", "eval/val/report.txt", "eval/val/confusion.csv", "eval/val/predictions.jsonl"]) {
+    "checkpoints/best/weights.safetensors", "metrics.jsonl", "eval/val/report.txt", "eval/val/confusion.csv", "eval/val/confusion.png", "eval/val/predictions.jsonl"]) {
     assert.ok(existsSync(join(lora, file)), `${file} in ${lora}`);
   }
   assert.ok(existsSync(join(dir, "runs", "images-sft", "eval", "val", "answers.jsonl")));
+  // the heatmaps of the head and the parsed answers draw the matrix of their confusion.csv
+  for (const run of ["images-lora", "images-sft"]) {
+    const evalDir = join(dir, "runs", run, "eval", "val");
+    const labels: string[] = JSON.parse(readFileSync(join(dir, "runs", run, "labels.json"), "utf8"));
+    const matrix = readFileSync(join(evalDir, "confusion.csv"), "utf8").trim().split("\n").slice(1).map((line) => line.split(",").slice(1).map(Number));
+    const png = decodePng(readFileSync(join(evalDir, "confusion.png")), `${run} confusion.png`);
+    const layout = confusionLayout(matrix, labels);
+    assert.deepEqual([png.width, png.height, png.channels], [layout.width, layout.height, 3], run);
+  }
 
   // `vlmkit eval` on a run folder reloads base + adapter + head and scores as training did
   const again = await evalRun(lora, {}, () => {});

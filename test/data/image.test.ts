@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { applyOrientation, decodeImage, encodePng, imageToTensor, loadImage, tensorToImage } from "../../src/data/image.js";
-import { assemblePng, decodePng } from "../../src/data/png.js";
+import { assemblePng, crc32, decodePng } from "../../src/data/png.js";
 import { liveTensorCount } from "../../src/torch/index.js";
 import { GOLDENS_PATH, goldensMissing, IMAGE_FIXTURES, readGoldensMeta, readSafetensors } from "./golden_files.js";
 import { JPEG_CORPUS } from "./jpeg_corpus.js";
@@ -129,6 +129,18 @@ test("encodePng round-trips gray, gray+alpha, RGB and RGBA through decodePng", (
     assert.deepEqual([decoded.width, decoded.height], [width, height]);
     assert.deepEqual(decoded.data, data);
   }
+});
+
+test("crc32 gives the published check values; encodePng's chunks carry them", () => {
+  const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  assert.equal(crc32(ascii("123456789")), 0xcbf43926);
+  assert.equal(crc32(ascii("IEND")), 0xae426082);
+  assert.equal(crc32(new Uint8Array(0)), 0);
+  const png = encodePng({ width: 1, height: 1, data: Uint8Array.from([1, 2, 3]) });
+  // every PNG ends with the same empty IEND chunk: length 0, "IEND", CRC AE 42 60 82
+  assert.deepEqual(Array.from(png.subarray(png.length - 12)), [0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+  // IHDR of a 1x1 8-bit RGB image (zlib.crc32 of b"IHDR" + its 13 bytes = 0x907753DE)
+  assert.deepEqual(Array.from(png.subarray(8, 33)), [0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde]);
 });
 
 test("decodeImage gives RGB: gray repeated, alpha split off (not composited)", () => {
