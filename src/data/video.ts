@@ -2,6 +2,7 @@
 // rule frame folders use) and one ffmpeg process decodes exactly those to RGB. Every error names the file.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { evenFrameIndices, isFrameFolder, loadFrameFolder } from "./frame_folder.js";
 import type { RgbImage } from "./image.js";
 
@@ -31,6 +32,11 @@ function binary(options: VideoOptions, tool: "ffmpeg" | "ffprobe"): string {
   return options[tool] ?? process.env[tool === "ffmpeg" ? "VLMKIT_FFMPEG" : "VLMKIT_FFPROBE"] ?? tool;
 }
 
+/** The path as ffmpeg must see it: `file:` so that a colon is not read as a protocol nor a leading - as an option. */
+function ffmpegInput(path: string): string {
+  return `file:${resolve(path)}`;
+}
+
 function lastLine(text: string): string {
   const lines = text.split("\n").map((l) => l.trim()).filter((l) => l.length > 0);
   return lines.length ? lines[lines.length - 1] : "no message";
@@ -52,7 +58,7 @@ function runTool(path: string, options: VideoOptions, tool: "ffmpeg" | "ffprobe"
   const stderr = result.stderr.toString("utf8");
   if (result.status !== 0) {
     const how = result.signal ? `killed by ${result.signal}` : `exit code ${result.status}`;
-    throw new Error(`${path}: ${failure} (${tool}, ${how}: ${lastLine(stderr)})`);
+    throw new Error(`${path}: ${failure} (${tool}, ${how}: ${lastLine(stderr).replace(`${ffmpegInput(path)}: `, "")})`);
   }
   return { stdout: result.stdout, stderr };
 }
@@ -77,7 +83,7 @@ function rate(value: unknown): number | undefined {
 export function probeVideo(path: string, options: VideoOptions & { decode?: boolean } = {}): VideoInfo {
   const count = options.decode ? "-count_frames" : "-count_packets";
   const entries = "stream=width,height,nb_frames,nb_read_packets,nb_read_frames,duration,avg_frame_rate,r_frame_rate:stream_side_data=rotation:format=duration";
-  const args = ["-v", "error", "-select_streams", "v:0", count, "-show_entries", entries, "-of", "json", path];
+  const args = ["-v", "error", "-select_streams", "v:0", count, "-show_entries", entries, "-of", "json", ffmpegInput(path)];
   const { stdout } = runTool(path, options, "ffprobe", args, 16 << 20, "not a video ffmpeg can read");
   let parsed: { streams?: Record<string, unknown>[]; format?: Record<string, unknown> };
   try {
@@ -117,7 +123,7 @@ export function decodeVideoFrames(path: string, indices: number[], info: Pick<Vi
   const frameBytes = info.width * info.height * 3;
   // select passes the frames whose decode number n is listed; passthrough keeps ffmpeg from duplicating/dropping
   const select = `select=${wanted.map((i) => `eq(n\\,${i})`).join("+")}`;
-  const args = ["-nostdin", "-v", "error", "-i", path, "-map", "0:v:0", "-vf", select, "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"];
+  const args = ["-nostdin", "-v", "error", "-i", ffmpegInput(path), "-map", "0:v:0", "-vf", select, "-vsync", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"];
   const { stdout, stderr } = runTool(path, options, "ffmpeg", args, wanted.length * frameBytes + (1 << 20), "ffmpeg could not decode the video");
   if (stdout.length % frameBytes !== 0) {
     throw new Error(`${path}: ffmpeg gave ${stdout.length} bytes, not a whole number of ${info.width}x${info.height} RGB frames (does the frame size change mid-video?)`);

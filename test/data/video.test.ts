@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePng } from "../../src/data/image.js";
@@ -13,6 +13,14 @@ import { FFV1, H264_RGB_LOSSLESS, encodeVideo, knownFrames, nearestFrame, noFfmp
 
 const skip = noFfmpeg;
 const tempDir = () => mkdtempSync(join(tmpdir(), "vlmkit-video-"));
+
+/** A stand-in ffprobe that prints `json` (and `stderr`) and exits with `status`, for what real files rarely show. */
+function fakeFfprobe(dir: string, json: object, status = 0, stderr = ""): string {
+  const path = join(dir, "ffprobe");
+  writeFileSync(path, `#!/bin/sh\necho '${JSON.stringify(json)}'\necho '${stderr}' >&2\nexit ${status}\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
 
 test("a lossless video: the frames at evenFrameIndices, pixel for pixel, at the video's size", { skip }, () => {
   const frames = knownFrames(20, 16, 12);
@@ -102,7 +110,7 @@ test("files that are not videos, have no video stream or run short: errors name 
   const dir = tempDir();
   const garbage = join(dir, "random.mp4");
   writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 251)));
-  assert.throws(() => loadVideo(garbage, 8), (e: Error) => e.message.startsWith(`${garbage}: not a video ffmpeg can read (ffprobe, exit code 1: `) && /Invalid data/.test(e.message));
+  assert.throws(() => loadVideo(garbage, 8), (e: Error) => e.message === `${garbage}: not a video ffmpeg can read (ffprobe, exit code 1: Invalid data found when processing input)`);
   const empty = join(dir, "empty.mp4");
   writeFileSync(empty, "");
   assert.throws(() => loadVideo(empty, 8), new RegExp(`^Error: ${empty}: not a video ffmpeg can read`));
@@ -134,4 +142,41 @@ test("ffprobe found but not ffmpeg: the same hint, for ffmpeg", { skip }, () => 
   const dir = tempDir();
   const clip = encodeVideo(dir, "clip.mkv", knownFrames(4, 16, 12), FFV1);
   assert.throws(() => loadVideo(clip, 2, { ffmpeg: join(dir, "no-ffmpeg") }), new RegExp(`^Error: ${clip}: cannot decode the video: ffmpeg not found .*apt-get install ffmpeg\\) or set VLMKIT_FFMPEG`));
+});
+
+test("paths with a colon or a leading dash are files to ffmpeg, not protocols or options", { skip }, () => {
+  const dir = tempDir();
+  const frames = knownFrames(6, 16, 12);
+  const clip = encodeVideo(dir, "clip.mkv", frames, FFV1);
+  for (const name of ["take:2.mkv", "-i.mkv"]) {
+    copyFileSync(clip, join(dir, name));
+    assert.deepEqual(loadVideo(join(dir, name), 3).map((image) => whichFrame(image, frames)), evenFrameIndices(6, 3), name);
+  }
+  const saved = process.cwd();
+  process.chdir(dir);
+  try {
+    assert.deepEqual(loadVideo("-i.mkv", 2).map((image) => whichFrame(image, frames)), [0, 5], "a relative path");
+  } finally {
+    process.chdir(saved);
+  }
+});
+
+test("frame counts: packets first, then the header, then duration x frame rate; none, or zero frames, is an error", () => {
+  const dir = tempDir();
+  const path = join(dir, "clip.mp4");
+  writeFileSync(path, "only the stand-in ffprobe looks at this");
+  const probe = (stream: object, format: object = {}) => probeVideo(path, { ffprobe: fakeFfprobe(dir, { streams: [{ width: 16, height: 12, ...stream }], format }) });
+  assert.deepEqual(probe({ nb_read_packets: "30", nb_frames: "31" }), { frames: 30, width: 16, height: 12, countedFrom: "packets" });
+  assert.deepEqual(probe({ nb_frames: "31", duration: "9" }), { frames: 31, width: 16, height: 12, countedFrom: "header" });
+  assert.deepEqual(probe({ avg_frame_rate: "30000/1001" }, { duration: "2.002" }), { frames: 60, width: 16, height: 12, countedFrom: "duration" });
+  assert.deepEqual(probe({ avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "1.2" }), { frames: 30, width: 16, height: 12, countedFrom: "duration" });
+  assert.throws(() => probe({ avg_frame_rate: "0/0" }), new RegExp(`^Error: ${path}: cannot tell how many frames the video has`));
+  assert.deepEqual(probe({ nb_read_packets: "5", side_data_list: [{ rotation: -90 }] }), { frames: 5, width: 12, height: 16, countedFrom: "packets" });
+  assert.deepEqual(probe({ nb_read_packets: "5", side_data_list: [{ rotation: 180 }] }), { frames: 5, width: 16, height: 12, countedFrom: "packets" });
+  const zero = fakeFfprobe(dir, { streams: [{ width: 16, height: 12, nb_read_packets: "0" }] });
+  assert.throws(() => loadVideo(path, 8, { ffprobe: zero }), new RegExp(`^Error: ${path}: the video has no frames$`));
+  const noSize = fakeFfprobe(dir, { streams: [{ nb_read_packets: "3" }] });
+  assert.throws(() => loadVideo(path, 8, { ffprobe: noSize }), new RegExp(`^Error: ${path}: ffprobe reports no frame size`));
+  const failing = fakeFfprobe(dir, {}, 1, "first line\nmoov atom not found");
+  assert.throws(() => loadVideo(path, 8, { ffprobe: failing }), new RegExp(`^Error: ${path}: not a video ffmpeg can read \\(ffprobe, exit code 1: moov atom not found\\)$`));
 });
