@@ -3,7 +3,7 @@
 # the native addon and the TypeScript build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(libtorch-dev libopenblas0-pthread g++ make python3)
+packages=(libtorch-dev libopenblas0-pthread g++ make python3 ffmpeg)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ] && [ -z "${LIBTORCH:-}" ]; then

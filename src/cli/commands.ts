@@ -14,12 +14,13 @@ import { adaptModel, saveAdapter, type AdaptationPlan, type ComponentAdaptation 
 import { readImageFolder, readJsonlRecords, readLabelMap, splitRecords, type LabeledRecord, type RecordSet } from "../data/records.js";
 import { isFrameFolder } from "../data/frame_folder.js";
 import { loadImage, type RgbImage } from "../data/image.js";
+import { loadVideo } from "../data/video.js";
 import { Trainer, type Batch, type DataSource, type TrainOptions, type TrainResult, type TrainTask } from "../train/index.js";
 import { classificationReport, confusionMatrix, confusionMatrixCsv, formatClassificationReport, type ClassificationReport } from "../eval/metrics.js";
 import { confusionMatrixPng } from "../eval/confusion_png.js";
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { mergeConfigs, readRunConfig, runConfigToYaml, type AdaptationConfig, type RunConfig } from "./config.js";
-import { DEFAULT_QUESTION, MediaCache, generateAnswers, loadVideo, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
+import { DEFAULT_QUESTION, MediaCache, generateAnswers, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
 import { SampleSource, VlmClassificationTask, VlmSftTask, argmax, openFeatureCache, type ConversationSample, type VisualSample } from "./tasks.js";
 import type { FeatureCache } from "../heads/feature_cache.js";
 import { readConversationRecords, promptMessages, referenceAnswer, type ConversationRecord } from "./conversation_records.js";
@@ -542,7 +543,7 @@ export async function evalRun(runDir: string, options: { data?: string; split?: 
 
 const IMAGE_FILE = /\.(png|jpe?g)$/i;
 
-/** The images of a command-line input: an image file, or a video (a folder of frames). */
+/** The images of a command-line input: an image file, or a video (a video file, or a folder of frames). */
 export function loadInput(path: string, numFrames: number): RgbImage[] {
   const resolved = resolve(path);
   if (!existsSync(resolved)) throw new Error(`${path}: no such file or folder`);

@@ -11,7 +11,7 @@ import { buildFromConfig, loadPretrained, generate, LlavaForConditionalGeneratio
 import { ImageProcessor } from "../data/image_processor.js";
 import { Tokenizer } from "../data/tokenizer.js";
 import { loadImage, type RgbImage } from "../data/image.js";
-import { isFrameFolder, loadFrameFolder } from "../data/frame_folder.js";
+import { loadVideo } from "../data/video.js";
 import type { LabeledRecord } from "../data/records.js";
 import type { RunConfig } from "./config.js";
 
@@ -88,17 +88,11 @@ export function saveModelFolder(model: Module, fromFolder: string, toFolder: str
 
 // ---- media ----
 
-/** The images of a record: its image(s), or numFrames frames of its video (a folder of frames). */
+/** The images of a record: its image(s), or numFrames frames of its video (a video file, or a folder of frames). */
 export function loadRecordImages(record: Pick<LabeledRecord, "images" | "video" | "source">, numFrames: number): RgbImage[] {
   if (record.images) return record.images.map((path) => loadImage(path));
   if (record.video) return loadVideo(record.video, numFrames);
   throw new Error(`${record.source}: the record has neither images nor a video`);
-}
-
-/** A video's frames: a folder of frame images here; video files go through ffmpeg (src/data/video.ts) once merged. */
-export function loadVideo(path: string, numFrames: number): RgbImage[] {
-  if (isFrameFolder(path)) return loadFrameFolder(path, numFrames);
-  throw new Error(`${path}: video files are not decoded yet; give the video as a folder of frames (ffmpeg -i video.mp4 frames/%04d.png)`);
 }
 
 /** Decoded media by record source, so epochs after the first decode nothing. */

@@ -14,6 +14,8 @@ import { dirname, join, resolve } from "node:path";
 import { SafetensorsFile, writeSafetensors, stack, tidy, keep, type Tensor } from "../torch/index.js";
 import { isFrameFolder, listFrames } from "../data/frame_folder.js";
 
+const STILL_IMAGE = /\.(png|jpe?g)$/i;
+
 /** Bumped when what a feature means changes in code (pooling, prompt building): old caches stop matching. */
 export const FEATURE_CACHE_FORMAT = 1;
 
@@ -164,7 +166,7 @@ export class FeatureCache {
   }
 
   /**
-   * The id of a sample whose images come from `media` (image files, or a video's frame folder): the hash of the
+   * The id of a sample whose images come from `media` (image files, a video file or frame folder): the hash of the
    * files' contents in order, not of their paths, so moving a dataset keeps its features.
    */
   sampleId(media: string[]): string {
@@ -173,6 +175,8 @@ export class FeatureCache {
         const frames = listFrames(path);
         return { frames: this.#numFrames, files: frames.map((frame) => this.hasher.hash(frame)) };
       }
+      // a video file: its frames depend on how many are sampled
+      if (!STILL_IMAGE.test(path)) return { frames: this.#numFrames, file: this.hasher.hash(path) };
       return this.hasher.hash(path);
     });
     return sha256(canonicalJson(parts));

@@ -63,6 +63,10 @@ test("sample ids: by content (a copy elsewhere has the same id), media order, fr
   assert.equal(c.sampleId([clip]), c.sampleId([same]));
   assert.notEqual(c.sampleId([clip]), c.sampleId([other]));
   assert.notEqual(cache(4).sampleId([clip]), c.sampleId([clip]));
+  // a video file is identified by its bytes and the frame count too; a still image by its bytes alone
+  writeFileSync(join(dir, "clip.mp4"), "video-bytes");
+  assert.notEqual(cache(4).sampleId([join(dir, "clip.mp4")]), c.sampleId([join(dir, "clip.mp4")]));
+  assert.equal(cache(4).sampleId([join(dir, "x.png")]), x);
   // the identity names the folder
   assert.notEqual(new FeatureCache(join(dir, "ids"), { model: "other" }, new FileHasher()).folder, c.folder);
   assert.equal(new FeatureCache(join(dir, "ids"), { model: "m" }, new FileHasher()).folder, c.folder);
