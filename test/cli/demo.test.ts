@@ -1,7 +1,7 @@
 // End to end: `vlmkit demo` as the README runs it (synthetic data, tiny LLaVA with random weights, head, LoRA + head,
 // generative fine-tuning, video head). The frozen-feature head must reach 90% top-1 on held-out images; the run
 // folders must hold what eval / predict need, and reloading a run must give the same scores.
-// This is the slowest test of the suite (about a minute on two cores).
+// This is the slowest test of the suite (about 80 s on two cores; the timeout leaves room for a loaded machine).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -13,7 +13,7 @@ import { liveTensorCount } from "../../src/index.js";
 import { decodePng } from "../../src/data/png.js";
 import { confusionLayout } from "../../src/eval/confusion_png.js";
 
-test("the demo trains every stage and the frozen-feature head reaches the 90% floor on held-out images", { timeout: 170_000 }, async () => {
+test("the demo trains every stage and the frozen-feature head reaches the 90% floor on held-out images", { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "vlmkit-demo-"));
   const lines: string[] = [];
   const liveBefore = liveTensorCount();
