@@ -53,13 +53,18 @@ function readAbi(cmakeDirs) {
   return null;
 }
 
-function readVersion(includeDir) {
-  const file = join(includeDir, "torch", "csrc", "api", "include", "torch", "version.h");
-  if (!existsSync(file)) return null;
-  const text = readFileSync(file, "utf8");
-  const major = text.match(/TORCH_VERSION_MAJOR (\d+)/)?.[1];
-  const minor = text.match(/TORCH_VERSION_MINOR (\d+)/)?.[1];
-  return major && minor ? `${major}.${minor}` : null;
+function readVersion(includeDir, root) {
+  // torch/version.h moved out of csrc/api/include in libtorch 2.x; pip wheels also carry version.py
+  for (const file of [join(includeDir, "torch", "csrc", "api", "include", "torch", "version.h"), join(includeDir, "torch", "version.h")]) {
+    if (!existsSync(file)) continue;
+    const text = readFileSync(file, "utf8");
+    const major = text.match(/TORCH_VERSION_MAJOR (\d+)/)?.[1];
+    const minor = text.match(/TORCH_VERSION_MINOR (\d+)/)?.[1];
+    if (major && minor) return `${major}.${minor}`;
+  }
+  const py = join(root, "version.py");
+  const m = existsSync(py) ? readFileSync(py, "utf8").match(/__version__\s*=\s*["'](\d+)\.(\d+)/) : null;
+  return m ? `${m[1]}.${m[2]}` : null;
 }
 
 function findCudaInclude(root) {
@@ -99,7 +104,7 @@ function describe() {
     fail(`${found.source} points at ${found.root}, but ${join(libdir, "libtorch.so")} is missing. Fix: point LIBTORCH at a folder holding include/ATen and lib/libtorch.so.`);
   }
   const abi = found.abi ?? process.env.LIBTORCH_CXX11_ABI ?? readAbi(cmakeDirs) ?? "1";
-  const version = readVersion(include[0]);
+  const version = readVersion(include[0], found.root);
   const cuda = existsSync(join(libdir, "libtorch_cuda.so"));
   const cudaInclude = cuda ? findCudaInclude(found.root) : null;
   if (cuda && !cudaInclude) {
