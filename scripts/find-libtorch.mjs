@@ -54,7 +54,7 @@ function readAbi(cmakeDirs) {
 }
 
 function readVersion(includeDir, root) {
-  // torch/version.h moved out of csrc/api/include in libtorch 2.x; pip wheels also carry version.py
+  // version.h is where libtorch 1.x puts it (or in include/torch); a pip wheel without it has version.py
   for (const file of [join(includeDir, "torch", "csrc", "api", "include", "torch", "version.h"), join(includeDir, "torch", "version.h")]) {
     if (!existsSync(file)) continue;
     const text = readFileSync(file, "utf8");
