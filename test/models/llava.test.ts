@@ -240,3 +240,12 @@ test("llava: a SigLIP vision tower (no class token; 'full' keeps every patch) fe
   );
   model.dispose();
 });
+
+test("llava: a model loaded, run and disposed leaves no tensor behind (rotary tables included)", { skip: missingFixture("llava-layer-int") }, async () => {
+  const before = liveTensorCount();
+  const model = (await loadPretrained(fixturePath("llava-layer-int"))) as LlavaForConditionalGeneration;
+  noGrad(() => tidy(() => void model.forward({ input_ids: tensor([[1, 2, 3, 4]], { dtype: "int64" }) })));
+  assert.ok(liveTensorCount() > before);
+  model.dispose();
+  assert.equal(liveTensorCount(), before);
+});

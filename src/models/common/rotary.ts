@@ -214,15 +214,9 @@ export class RotaryEmbedding extends Module {
     );
   }
 
-  override dispose(): void {
-    super.dispose();
+  protected override disposeOwned(): void {
     this._invFreq.dispose();
   }
-}
-
-/** Frees the inverse-frequency tables of every RotaryEmbedding under root (Module.dispose() sees only weights and buffers). */
-export function disposeRotaryTables(root: Module): void {
-  for (const m of root.modules()) if (m instanceof RotaryEmbedding) m.invFreq.dispose();
 }
 
 /** cat(-x2, x1) over the last dim, x1 / x2 its two halves (transformers' rotate_half). */

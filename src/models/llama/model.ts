@@ -4,7 +4,7 @@
 //   input_layernorm, post_attention_layernorm}, model.norm, lm_head
 import { Tensor, tidy, arange, dispose, type DType } from "../../torch/index.js";
 import { Module, ModuleList, Linear, Embedding, RMSNorm, activation, type ActivationModule } from "../../torch/nn/index.js";
-import { RotaryEmbedding, applyRotaryPosEmb, disposeRotaryTables } from "../common/rotary.js";
+import { RotaryEmbedding, applyRotaryPosEmb } from "../common/rotary.js";
 import { buildCausalMask, disposeCausalMask, causalAttention, type CausalMask } from "../common/attention.js";
 import { KVCache } from "../common/kv_cache.js";
 import { causalLMHead, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
@@ -144,11 +144,6 @@ export class LlamaModel extends Module {
     this.rotary_emb = new RotaryEmbedding(config.rope_parameters, { headDim: config.head_dim, maxPositionEmbeddings: config.max_position_embeddings });
   }
 
-  override dispose(): void {
-    super.dispose();
-    disposeRotaryTables(this);
-  }
-
   forward(inputs: DecoderInputs): DecoderOutput {
     let hidden = embedInputs(this.embed_tokens, inputs);
     const [batch, length] = hidden.shape;
@@ -210,11 +205,6 @@ export class LlamaForCausalLM extends Module {
 
   getInputEmbeddings(): Embedding {
     return this.model.embed_tokens;
-  }
-
-  override dispose(): void {
-    super.dispose();
-    disposeRotaryTables(this);
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {

@@ -4,7 +4,7 @@
 //   input_layernorm, post_attention_layernorm}, model.norm, lm_head
 import { Tensor, tidy, dispose, type DType } from "../../torch/index.js";
 import { Module, ModuleList, Linear, Embedding, RMSNorm } from "../../torch/nn/index.js";
-import { RotaryEmbedding, applyRotaryPosEmb, disposeRotaryTables } from "../common/rotary.js";
+import { RotaryEmbedding, applyRotaryPosEmb } from "../common/rotary.js";
 import { buildCausalMask, disposeCausalMask, causalAttention, type CausalMask } from "../common/attention.js";
 import { KVCache } from "../common/kv_cache.js";
 import { causalLMHead, type CausalLMInputs, type CausalLMOutput, type DecoderOutput } from "../common/outputs.js";
@@ -98,11 +98,6 @@ export class Qwen2Model extends Module {
     this.rotary_emb = new RotaryEmbedding(config.rope_parameters, { headDim: config.head_dim, maxPositionEmbeddings: config.max_position_embeddings });
   }
 
-  override dispose(): void {
-    super.dispose();
-    disposeRotaryTables(this);
-  }
-
   forward(inputs: DecoderInputs): DecoderOutput {
     let hidden = embedInputs(this.embed_tokens, inputs);
     const [batch, length] = hidden.shape;
@@ -169,11 +164,6 @@ export class Qwen2ForCausalLM extends Module {
 
   getInputEmbeddings(): Embedding {
     return this.model.embed_tokens;
-  }
-
-  override dispose(): void {
-    super.dispose();
-    disposeRotaryTables(this);
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {

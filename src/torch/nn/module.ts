@@ -392,11 +392,15 @@ export abstract class Module {
     return count;
   }
 
-  /** Frees every parameter and buffer of the tree; the module cannot be used afterwards. */
+  /** Frees every parameter and buffer of the tree, and what each module holds besides (disposeOwned); the module cannot be used afterwards. */
   dispose(): void {
     for (const p of this.parameters()) p.dispose();
     for (const b of this.buffers()) b.dispose();
+    for (const m of this.modules()) m.disposeOwned();
   }
+
+  /** Frees tensors this module keeps outside its parameters and buffers (caches, tables); called by dispose() on the tree. */
+  protected disposeOwned(): void {}
   [Symbol.dispose](): void {
     this.dispose();
   }
