@@ -138,28 +138,30 @@ export class SafetensorsFile {
   }
 
   /**
-   * Reads one tensor: its bytes go straight from disk into a new CPU tensor, which is then converted to
-   * options.dtype / moved to options.device (the CPU copy is freed at once).
+   * Reads one tensor: its bytes go straight from disk into a new tensor on options.device (CUDA) or the CPU,
+   * which is then converted to options.dtype / moved to options.device (the first copy is freed at once).
    */
   get(name: string, options: SafetensorsLoadOptions = {}): Tensor {
     const entry = this.info(name);
     if (fileIdentity(this.path) !== this.#identity) {
       throw new Error(`${this.path} was replaced since it was opened (reading '${name}'): open it again with new SafetensorsFile()`);
     }
-    const cpu = empty(entry.shape, { dtype: entry.dtype });
-    try {
-      if (entry.byteLength > 0) native.readFileInto(cpu.handle, this.path, this.dataStart + entry.dataOffsets[0]);
-    } catch (error) {
-      cpu.dispose();
-      throw new Error(`cannot read tensor '${name}' from ${this.path}: ${(error as Error).message}`);
-    }
     const dtype = options.dtype === undefined ? entry.dtype : toDType(options.dtype);
     const device = options.device ?? "cpu";
-    if (dtype === entry.dtype && device === "cpu") return cpu;
+    // CUDA tensors are read straight into device memory (through pinned staging buffers), others on the host
+    const readDevice = device.startsWith("cuda") ? device : "cpu";
+    const raw = empty(entry.shape, { dtype: entry.dtype, device: readDevice });
     try {
-      return cpu.to({ dtype, device });
+      if (entry.byteLength > 0) native.readFileInto(raw.handle, this.path, this.dataStart + entry.dataOffsets[0]);
+    } catch (error) {
+      raw.dispose();
+      throw new Error(`cannot read tensor '${name}' from ${this.path}: ${(error as Error).message}`);
+    }
+    if (dtype === entry.dtype && device === readDevice) return raw;
+    try {
+      return raw.to({ dtype, device });
     } finally {
-      cpu.dispose();
+      raw.dispose();
     }
   }
 }

@@ -4,9 +4,10 @@ import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } fr
 import { join } from "node:path";
 import {
   readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint,
-  tensor, full, zeros, randn, liveTensorCount, dispose, type Tensor,
+  tensor, full, zeros, randn, arange, liveTensorCount, dispose, type Tensor,
 } from "../../src/index.js";
 import { alignPadding, assemble, bfloat16Bits, bytesOf, rawBytes, scratchFolder } from "./safetensors_helpers.js";
+import { DEVICE } from "../helpers.js";
 
 function everyDType(): Record<string, Tensor> {
   return {
@@ -259,4 +260,27 @@ test("a checkpoint folder without an index uses model.safetensors, else its only
   const loaded = viaFile.get("lora.A", { dtype: "float16" });
   assert.deepEqual(loaded.toArray(), [4, 5]);
   dispose([t, loaded]);
+});
+
+test("get() onto the test device: every dtype, and a tensor larger than several staging chunks, arrive byte for byte", () => {
+  const path = join(scratchFolder(), "device.safetensors");
+  const original = everyDType();
+  // 80 MB: CUDA reads go through 32 MiB pinned chunks, so this one takes three, the last one partial
+  original.large = arange(0, 20_000_001, 1, { dtype: "float32" });
+  writeSafetensors(path, original);
+  const file = new SafetensorsFile(path);
+  for (const [name, t] of Object.entries(original)) {
+    const back = file.get(name, { device: DEVICE });
+    assert.equal(back.device.split(":")[0], DEVICE.split(":")[0], name);
+    assert.equal(back.dtype, t.dtype, name);
+    assert.deepEqual(back.shape, t.shape, name);
+    assert.ok(rawBytes(back.to("cpu")).equals(rawBytes(t)), `bytes of ${name}`);
+    back.dispose();
+  }
+  // a dtype change happens after the read, on the device
+  const half = file.get("large", { device: DEVICE, dtype: "bfloat16" });
+  assert.equal(half.dtype, "bfloat16");
+  assert.equal(half.to("cpu").float().sub(original.large.to("bfloat16").float()).abs().max().item(), 0);
+  half.dispose();
+  dispose(Object.values(original));
 });
