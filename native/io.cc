@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <ATen/Parallel.h>
+
 #ifdef VLMKIT_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -41,6 +43,14 @@ static void preadAll(int fd, char* dst, size_t length, int64_t offset, const std
   }
 }
 
+// preadAll on the intra-op thread pool in 4 MiB pieces: one thread copies from the page cache at only a few GB/s.
+static void parallelPread(int fd, char* dst, size_t length, int64_t offset, const std::string& path) {
+  constexpr int64_t kPiece = int64_t{4} << 20;
+  at::parallel_for(0, static_cast<int64_t>(length), kPiece, [&](int64_t begin, int64_t end) {
+    preadAll(fd, dst + begin, static_cast<size_t>(end - begin), offset + begin, path);
+  });
+}
+
 #ifdef VLMKIT_CUDA
 // A CUDA tensor is filled through two pinned staging buffers: the disk read of one chunk overlaps the
 // host-to-device copy of the previous one (a copy from pageable memory would be synchronous and several
@@ -57,7 +67,7 @@ static void readFileIntoCuda(const at::Tensor& t, int fd, const std::string& pat
   for (int k = 0; done < length; k ^= 1) {
     size_t n = std::min(chunk, length - done);
     copied[k].synchronize();  // this buffer's previous copy has finished
-    preadAll(fd, static_cast<char*>(staging[k].data_ptr()), n, offset + static_cast<int64_t>(done), path);
+    parallelPread(fd, static_cast<char*>(staging[k].data_ptr()), n, offset + static_cast<int64_t>(done), path);
     bytes.narrow(0, static_cast<int64_t>(done), static_cast<int64_t>(n)).copy_(staging[k].narrow(0, 0, static_cast<int64_t>(n)), /*non_blocking=*/true);
     copied[k].record();
     done += n;
@@ -84,7 +94,7 @@ OP(readFileInto) {
     throw ArgError("readFileInto: this build has no CUDA");
 #endif
   } else {
-    preadAll(file.fd, static_cast<char*>(t.data_ptr()), length, offset, path);
+    parallelPread(file.fd, static_cast<char*>(t.data_ptr()), length, offset, path);
   }
   return env.Undefined();
 }
