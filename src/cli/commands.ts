@@ -132,6 +132,28 @@ export function readLabeledRecords(path: string, labels: string[] | undefined, s
   return isFrameFolder(resolved) && !resolved.endsWith(".jsonl") ? readImageFolder(resolved, { labels, skipBad }) : readJsonlRecords(resolved, { labels, skipBad });
 }
 
+/**
+ * With skip_bad, records whose media cannot be decoded are dropped and reported like other bad records (this
+ * decodes every record's media up front, which MediaCache keeps for the epochs); without it they stay, and the
+ * first one fails the run with an error naming its file:line.
+ */
+function keepDecodable<R extends { images?: string[]; video?: string; source: string }>(records: R[], media: MediaCache, skipBad: boolean, log: Log): R[] {
+  if (!skipBad) return records;
+  const skipped: { source: string; reason: string }[] = [];
+  const kept = records.filter((record) => {
+    if (!record.images && !record.video) return true;
+    try {
+      media.get(record);
+      return true;
+    } catch (error) {
+      skipped.push({ source: record.source, reason: (error as Error).message.replace(`${record.source}: `, "") });
+      return false;
+    }
+  });
+  reportSkipped(skipped, log);
+  return kept;
+}
+
 function reportSkipped(skipped: { source: string; reason: string }[], log: Log): void {
   if (skipped.length === 0) return;
   log(`skipped ${skipped.length} bad record(s):`);
@@ -229,12 +251,13 @@ export async function trainRun(input: RunConfig, log: Log = console.log): Promis
     const labels = configuredLabels(config);
     const train = readLabeledRecords(data.train!, labels, data.skip_bad!);
     reportSkipped(train.skipped, log);
+    train.records = keepDecodable(train.records, media, data.skip_bad!, log);
     let trainRecords = train.records;
     let valRecords: LabeledRecord[];
     if (data.val) {
       const val = readLabeledRecords(data.val, train.labels, data.skip_bad!);
       reportSkipped(val.skipped, log);
-      valRecords = val.records;
+      valRecords = keepDecodable(val.records, media, data.skip_bad!, log);
     } else {
       const split = splitRecords(train.records, data.val_ratio!, config.seed!);
       trainRecords = split.train;
@@ -375,19 +398,19 @@ export function topPredictions(probabilities: number[], labels: string[], k: num
 
 // ---- generative fine-tuning ----
 
-function readConversations(path: string, config: RunConfig, imageToken: string, log: Log): ConversationRecord[] {
+function readConversations(path: string, config: RunConfig, imageToken: string, media: MediaCache, log: Log): ConversationRecord[] {
   const { records, skipped } = readConversationRecords(resolve(path), { imageToken, skipBad: config.data!.skip_bad });
   reportSkipped(skipped, log);
-  return records;
+  return keepDecodable(records, media, config.data!.skip_bad!, log);
 }
 
 async function trainGeneration(config: RunConfig, vlm: LoadedVlm, media: MediaCache, runDir: string, log: Log, started: number): Promise<TrainSummary> {
   const data = config.data!;
   const imageToken = vlm.processor.imageToken;
-  const trainAll = readConversations(data.train!, config, imageToken, log);
+  const trainAll = readConversations(data.train!, config, imageToken, media, log);
   let trainRecords = trainAll;
   let valRecords: ConversationRecord[];
-  if (data.val) valRecords = readConversations(data.val, config, imageToken, log);
+  if (data.val) valRecords = readConversations(data.val, config, imageToken, media, log);
   else ({ train: trainRecords, val: valRecords } = splitRecords(trainAll, data.val_ratio!, config.seed!));
   const labels = configuredLabels(config) ?? [...new Set([...trainAll, ...valRecords].map((r) => r.label).filter((l): l is string => l !== undefined))].sort();
   writeRunFiles(runDir, config, labels);
@@ -517,7 +540,7 @@ export async function evalRun(runDir: string, options: { data?: string; split?: 
     const media = new MediaCache(data.num_frames!);
     if (config.task === "generation") {
       const imageToken = run.vlm.processor.imageToken;
-      let records = path ? readConversations(path, config, imageToken, log) : splitRecords(readConversations(data.train!, config, imageToken, log), data.val_ratio!, config.seed!).val;
+      let records = path ? readConversations(path, config, imageToken, media, log) : splitRecords(readConversations(data.train!, config, imageToken, media, log), data.val_ratio!, config.seed!).val;
       if (records.length === 0) throw new Error("no records to evaluate");
       const set = conversationSamples(records, media, run.labels, imageToken);
       records = set.records;
@@ -527,7 +550,7 @@ export async function evalRun(runDir: string, options: { data?: string; split?: 
     if (path) {
       const set = readLabeledRecords(path, run.labels, data.skip_bad!);
       reportSkipped(set.skipped, log);
-      records = set.records;
+      records = keepDecodable(set.records, media, data.skip_bad!, log);
     } else {
       records = splitRecords(readLabeledRecords(data.train!, run.labels, data.skip_bad!).records, data.val_ratio!, config.seed!).val;
     }

@@ -104,7 +104,13 @@ export class MediaCache {
     const key = record.video ?? record.images?.join("\n") ?? record.source;
     let images = this.#images.get(key);
     if (!images) {
-      images = loadRecordImages(record, this.numFrames);
+      try {
+        images = loadRecordImages(record, this.numFrames);
+      } catch (error) {
+        // name the record (file:line) as well as the media file the decoder names
+        const message = (error as Error).message;
+        throw new Error(message.includes(record.source) ? message : `${record.source}: ${message}`);
+      }
       this.#images.set(key, images);
     }
     return images;
