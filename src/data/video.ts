@@ -1,5 +1,6 @@
 // Video files decoded with the system's ffmpeg: ffprobe counts the frames, the frames wanted are picked evenly (the
-// rule frame folders use) and one ffmpeg process decodes exactly those to RGB. Every error names the file.
+// rule frame folders use) and one ffmpeg process decodes exactly those to RGB. A long video (more frames than
+// seekAbove) is not decoded whole: each wanted frame is reached by a seek to its time. Every error names the file.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
@@ -11,7 +12,14 @@ export interface VideoOptions {
   ffmpeg?: string;
   /** The ffprobe binary; default $VLMKIT_FFPROBE, else `ffprobe` on PATH. */
   ffprobe?: string;
+  /**
+   * Videos with more frames than this are sampled by seeking to each frame's time (one short decode per frame)
+   * instead of decoding every frame; default 1000 (about 30 s at 30 fps). Needs a constant frame rate.
+   */
+  seekAbove?: number;
 }
+
+const DEFAULT_SEEK_ABOVE = 1000;
 
 export interface VideoInfo {
   /** Frames in the first video stream. */
@@ -21,6 +29,9 @@ export interface VideoInfo {
   height: number;
   /** Where `frames` came from: packets counted, frames decoded, the container's header, or duration × frame rate. */
   countedFrom: "packets" | "decoding" | "header" | "duration";
+  /** Average frames per second and the stream's first timestamp in seconds, when ffprobe reports them. */
+  frameRate?: number;
+  startTime?: number;
 }
 
 interface ToolRun {
@@ -82,7 +93,7 @@ function rate(value: unknown): number | undefined {
  */
 export function probeVideo(path: string, options: VideoOptions & { decode?: boolean } = {}): VideoInfo {
   const count = options.decode ? "-count_frames" : "-count_packets";
-  const entries = "stream=width,height,nb_frames,nb_read_packets,nb_read_frames,duration,avg_frame_rate,r_frame_rate:stream_side_data=rotation:format=duration";
+  const entries = "stream=width,height,nb_frames,nb_read_packets,nb_read_frames,duration,start_time,avg_frame_rate,r_frame_rate:stream_side_data=rotation:format=duration";
   const args = ["-v", "error", "-select_streams", "v:0", count, "-show_entries", entries, "-of", "json", ffmpegInput(path)];
   const { stdout } = runTool(path, options, "ffprobe", args, 16 << 20, "not a video ffmpeg can read");
   let parsed: { streams?: Record<string, unknown>[]; format?: Record<string, unknown> };
@@ -100,13 +111,17 @@ export function probeVideo(path: string, options: VideoOptions & { decode?: bool
   const sideData = Array.isArray(stream.side_data_list) ? (stream.side_data_list as Record<string, unknown>[]) : [];
   const rotation = sideData.map((s) => Number(s.rotation)).find((r) => Number.isFinite(r)) ?? 0;
   if (Math.abs(Math.round(rotation / 90)) % 2 === 1) [width, height] = [height, width];
-  const counted = wholeNumber(options.decode ? stream.nb_read_frames : stream.nb_read_packets);
-  if (counted !== undefined) return { frames: counted, width, height, countedFrom: options.decode ? "decoding" : "packets" };
-  const header = wholeNumber(stream.nb_frames);
-  if (header !== undefined) return { frames: header, width, height, countedFrom: "header" };
-  const duration = Number(stream.duration ?? parsed.format?.duration);
   const fps = rate(stream.avg_frame_rate) ?? rate(stream.r_frame_rate);
-  if (Number.isFinite(duration) && duration >= 0 && fps) return { frames: Math.round(duration * fps), width, height, countedFrom: "duration" };
+  const start = Number(stream.start_time);
+  const timing: Pick<VideoInfo, "frameRate" | "startTime"> = {};
+  if (fps) timing.frameRate = fps;
+  if (Number.isFinite(start) && stream.start_time !== undefined) timing.startTime = start;
+  const counted = wholeNumber(options.decode ? stream.nb_read_frames : stream.nb_read_packets);
+  if (counted !== undefined) return { frames: counted, width, height, countedFrom: options.decode ? "decoding" : "packets", ...timing };
+  const header = wholeNumber(stream.nb_frames);
+  if (header !== undefined) return { frames: header, width, height, countedFrom: "header", ...timing };
+  const duration = Number(stream.duration ?? parsed.format?.duration);
+  if (Number.isFinite(duration) && duration >= 0 && fps) return { frames: Math.round(duration * fps), width, height, countedFrom: "duration", ...timing };
   throw new Error(`${path}: cannot tell how many frames the video has (ffprobe gives no count, duration or frame rate)`);
 }
 
@@ -139,10 +154,34 @@ export function decodeVideoFrames(path: string, indices: number[], info: Pick<Vi
   return indices.map((i) => ({ width: info.width, height: info.height, data: Uint8Array.from(stdout.subarray(offset.get(i)!, offset.get(i)! + frameBytes)) }));
 }
 
+/**
+ * The frames at `indices` of a constant-frame-rate video, each by a seek: ffmpeg jumps to the keyframe before the
+ * frame's time and decodes only from there. The time asked for is half a frame before the frame's own, so the
+ * first frame at or after it is that frame whatever the rounding of timestamps. Null when a seek finds no frame
+ * (a variable frame rate or a count that overstates the video): the caller then decodes the whole video.
+ */
+export function seekVideoFrames(path: string, indices: number[], info: Pick<VideoInfo, "width" | "height" | "frameRate" | "startTime">, options: VideoOptions = {}): RgbImage[] | null {
+  if (!info.frameRate) return null;
+  const frameBytes = info.width * info.height * 3;
+  const byIndex = new Map<number, Uint8Array>();
+  for (const index of new Set(indices)) {
+    const time = Math.max(0, (info.startTime ?? 0) + (index - 0.5) / info.frameRate);
+    const args = ["-nostdin", "-v", "error", "-ss", time.toFixed(6), "-i", ffmpegInput(path), "-map", "0:v:0", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"];
+    const { stdout } = runTool(path, options, "ffmpeg", args, frameBytes + (1 << 20), "ffmpeg could not decode the video");
+    if (stdout.length !== frameBytes) return null;
+    byIndex.set(index, stdout);
+  }
+  return indices.map((i) => ({ width: info.width, height: info.height, data: Uint8Array.from(byIndex.get(i)!) }));
+}
+
 /** `numFrames` frames sampled evenly from a video file (the frame folders' rule: first and last included). */
 export function loadVideoFile(path: string, numFrames = 8, options: VideoOptions = {}): RgbImage[] {
   if (!Number.isInteger(numFrames) || numFrames < 1) throw new Error(`${path}: the number of frames to sample must be an integer >= 1, got ${numFrames}`);
   let info = probeVideo(path, options);
+  if (info.frames > (options.seekAbove ?? DEFAULT_SEEK_ABOVE)) {
+    const frames = seekVideoFrames(path, evenFrameIndices(info.frames, numFrames), info, options);
+    if (frames) return frames;
+  }
   for (;;) {
     if (info.frames === 0) throw new Error(`${path}: the video has no frames`);
     try {

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePng } from "../../src/data/image.js";
 import { evenFrameIndices } from "../../src/data/frame_folder.js";
-import { decodeVideoFrames, loadVideo, loadVideoFile, probeVideo } from "../../src/data/video.js";
+import { decodeVideoFrames, loadVideo, loadVideoFile, probeVideo, seekVideoFrames } from "../../src/data/video.js";
 import { FFV1, H264_RGB_LOSSLESS, encodeVideo, knownFrames, nearestFrame, noFfmpeg, whichFrame } from "./video_fixtures.js";
 
 const skip = noFfmpeg;
@@ -25,7 +25,7 @@ function fakeFfprobe(dir: string, json: object, status = 0, stderr = ""): string
 test("a lossless video: the frames at evenFrameIndices, pixel for pixel, at the video's size", { skip }, () => {
   const frames = knownFrames(20, 16, 12);
   const path = encodeVideo(tempDir(), "clip.mkv", frames, FFV1);
-  assert.deepEqual(probeVideo(path), { frames: 20, width: 16, height: 12, countedFrom: "packets" });
+  assert.deepEqual(probeVideo(path), { frames: 20, width: 16, height: 12, countedFrom: "packets", frameRate: 10, startTime: 0 });
   for (const count of [8, 1, 3, 20]) {
     const images = loadVideo(path, count);
     assert.equal(images.length, count);
@@ -166,10 +166,11 @@ test("frame counts: packets first, then the header, then duration x frame rate; 
   const path = join(dir, "clip.mp4");
   writeFileSync(path, "only the stand-in ffprobe looks at this");
   const probe = (stream: object, format: object = {}) => probeVideo(path, { ffprobe: fakeFfprobe(dir, { streams: [{ width: 16, height: 12, ...stream }], format }) });
+  assert.deepEqual(probe({ nb_read_packets: "30", nb_frames: "31", start_time: "0.5", avg_frame_rate: "10/1" }), { frames: 30, width: 16, height: 12, countedFrom: "packets", frameRate: 10, startTime: 0.5 });
   assert.deepEqual(probe({ nb_read_packets: "30", nb_frames: "31" }), { frames: 30, width: 16, height: 12, countedFrom: "packets" });
   assert.deepEqual(probe({ nb_frames: "31", duration: "9" }), { frames: 31, width: 16, height: 12, countedFrom: "header" });
-  assert.deepEqual(probe({ avg_frame_rate: "30000/1001" }, { duration: "2.002" }), { frames: 60, width: 16, height: 12, countedFrom: "duration" });
-  assert.deepEqual(probe({ avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "1.2" }), { frames: 30, width: 16, height: 12, countedFrom: "duration" });
+  assert.deepEqual(probe({ avg_frame_rate: "30000/1001" }, { duration: "2.002" }), { frames: 60, width: 16, height: 12, countedFrom: "duration", frameRate: 30000 / 1001 });
+  assert.deepEqual(probe({ avg_frame_rate: "0/0", r_frame_rate: "25/1", duration: "1.2" }), { frames: 30, width: 16, height: 12, countedFrom: "duration", frameRate: 25 });
   assert.throws(() => probe({ avg_frame_rate: "0/0" }), new RegExp(`^Error: ${path}: cannot tell how many frames the video has`));
   assert.deepEqual(probe({ nb_read_packets: "5", side_data_list: [{ rotation: -90 }] }), { frames: 5, width: 12, height: 16, countedFrom: "packets" });
   assert.deepEqual(probe({ nb_read_packets: "5", side_data_list: [{ rotation: 180 }] }), { frames: 5, width: 16, height: 12, countedFrom: "packets" });
@@ -179,4 +180,35 @@ test("frame counts: packets first, then the header, then duration x frame rate; 
   assert.throws(() => loadVideo(path, 8, { ffprobe: noSize }), new RegExp(`^Error: ${path}: ffprobe reports no frame size`));
   const failing = fakeFfprobe(dir, {}, 1, "first line\nmoov atom not found");
   assert.throws(() => loadVideo(path, 8, { ffprobe: failing }), new RegExp(`^Error: ${path}: not a video ffmpeg can read \\(ffprobe, exit code 1: moov atom not found\\)$`));
+});
+
+/** `count` frames of one colour each that encodes the frame's number (R = k mod 256, G = 16 * floor(k / 256)). */
+function numberedFrames(count: number, width: number, height: number) {
+  return Array.from({ length: count }, (_, k) => {
+    const data = new Uint8Array(width * height * 3);
+    for (let p = 0; p < data.length; p += 3) [data[p], data[p + 1], data[p + 2]] = [k & 255, (k >> 8) * 16, 77];
+    return { width, height, data };
+  });
+}
+const frameNumber = (image: { data: Uint8Array }) => image.data[0] + (image.data[1] / 16) * 256;
+
+test("a long video is sampled by seeking to each frame: the same frames as decoding it whole", { skip, timeout: 120_000 }, () => {
+  const frames = numberedFrames(1500, 8, 8);
+  const dir = tempDir();
+  // FFV1 (every frame a keyframe) and lossless H.264 (keyframes 250 frames apart: seeks decode from the one before)
+  for (const [name, codec] of [["long.mkv", FFV1], ["long.mp4", H264_RGB_LOSSLESS]] as const) {
+    const path = encodeVideo(dir, name, frames, codec);
+    const info = probeVideo(path);
+    assert.equal(info.frames, 1500);
+    for (const count of [8, 3]) {
+      const wanted = evenFrameIndices(1500, count);
+      const sought = seekVideoFrames(path, wanted, info)!;
+      assert.deepEqual(sought.map(frameNumber), wanted, `${name}, ${count} frames by seeking`);
+      const whole = decodeVideoFrames(path, wanted, info);
+      sought.forEach((image, i) => assert.ok(Buffer.from(image.data).equals(Buffer.from(whole[i].data)), `${name} frame ${wanted[i]}: seek and decode agree`));
+      // loadVideo seeks above seekAbove and decodes whole below it, with the same result
+      assert.deepEqual(loadVideo(path, count).map(frameNumber), wanted);
+      assert.deepEqual(loadVideo(path, count, { seekAbove: Infinity }).map(frameNumber), wanted);
+    }
+  }
 });
