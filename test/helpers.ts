@@ -2,6 +2,9 @@
 // plain-JS references, and a seeded generator for reference data.
 import assert from "node:assert/strict";
 import { Tensor, tensor, type CreateOptions, type NestedArray } from "../src/torch/index.js";
+import { seededRandom } from "../src/torch/seeded_random.js";
+
+export { seededRandom };
 
 /** The device the tensor tests run on: VLMKIT_TEST_DEVICE=cuda runs the same suite on the GPU. */
 export const DEVICE: string = process.env.VLMKIT_TEST_DEVICE ?? "cpu";
@@ -105,18 +108,6 @@ export function assertThrowsWith(fn: () => unknown, ...fragments: (string | RegE
     assert.ok(matches, `error message ${JSON.stringify(caught.message)} does not contain ${String(fragment)}`);
   }
   return caught;
-}
-
-/** Seeded uniform generator on [0, 1) (mulberry32) for reference data independent of torch's generators. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n uniform numbers in [low, high) from a seeded generator. */

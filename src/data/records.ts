@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { decodeImage } from "./image.js";
+import { seededRandom, shuffledIndices } from "../torch/seeded_random.js";
 
 export interface LabeledRecord {
   /** Where it came from: "file:line" for JSONL rows, the image path for folders. */
@@ -160,19 +161,7 @@ export function readLabelMap(path: string): string[] {
 /** Deterministic shuffled split (mulberry32 on the seed): about valRatio of the records go to val. */
 export function splitRecords<T>(records: T[], valRatio: number, seed: number): { train: T[]; val: T[] } {
   if (!(valRatio >= 0 && valRatio < 1)) throw new Error(`validation ratio must be in [0, 1), got ${valRatio}`);
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const order = records.map((_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
+  const order = shuffledIndices(records.length, seededRandom(seed));
   const valCount = Math.round(records.length * valRatio);
   return { val: order.slice(0, valCount).map((i) => records[i]), train: order.slice(valCount).map((i) => records[i]) };
 }

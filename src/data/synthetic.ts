@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodePng, type RgbImage } from "./image.js";
+import { seededRandom } from "../torch/seeded_random.js";
 
 export const SHAPES = ["circle", "square", "triangle"] as const;
 export const COLOURS = { red: [215, 45, 40], green: [40, 175, 65], blue: [45, 85, 225] } as const;
@@ -16,18 +17,6 @@ export type Direction = (typeof DIRECTIONS)[number];
 /** The question of the conversation records; the answer is the class name ("a red circle"). */
 export const SYNTHETIC_QUESTION = "What is in the image?";
 export const SYNTHETIC_VIDEO_QUESTION = "Which way does the square move?";
-
-/** mulberry32: a small, fast generator whose whole state is one 32-bit integer. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The class names of the image set, in label-index order: every colour with every shape. */
 export function syntheticImageLabels(): string[] {

@@ -2,6 +2,7 @@
 // with central differences of the function, element by element, in float64.
 import { grad, noGrad } from "./autograd.js";
 import { fromBuffer } from "./creation.js";
+import { seededRandom } from "./seeded_random.js";
 import { Tensor, tidy } from "./tensor.js";
 
 export interface GradcheckOptions {
@@ -40,18 +41,6 @@ export interface GradcheckResult {
   checked: number;
 }
 
-// A small seeded generator (mulberry32) so the check does not draw from, or disturb, torch's generators.
-function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function unravel(flatIndex: number, shape: number[]): number[] {
   const index = new Array<number>(shape.length);
   for (let d = shape.length - 1; d >= 0; d--) {
@@ -88,7 +77,8 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor, inputs: Tensor[],
     const output = fn(...inputs);
     if (!(output instanceof Tensor)) throw new Error("gradcheck: fn must return a Tensor");
     if (output.dtype !== "float64") throw new Error(`gradcheck: fn returned a ${output.dtype} tensor; it must stay float64 for the check to mean anything`);
-    const uniform = seededUniform(options.seed ?? 1234);
+    // a generator of its own so the check does not draw from, or disturb, torch's generators
+    const uniform = seededRandom(options.seed ?? 1234);
     const weightValues = Float64Array.from({ length: output.numel() }, () => 2 * uniform() - 1);
     const weights = toDevice(fromBuffer(weightValues, output.shape, "float64"), output.device);
     const objective = (out: Tensor) => out.mul(weights).sum();

@@ -16,6 +16,7 @@ export * as optim from "./optim/index.js";
 export { Optimizer, AdamW, SGD, clipGradNorm, Scheduler, constantSchedule, linearSchedule, cosineSchedule, scheduleByName } from "./optim/index.js";
 export type { ParamGroup, OptimizerStateDict, LRSchedule, SchedulerStateDict } from "./optim/index.js";
 export { gradcheck } from "./gradcheck.js";
+export { seededRandom, shuffledIndices } from "./seeded_random.js";
 export type { GradcheckOptions, GradcheckResult, GradcheckElement } from "./gradcheck.js";
 export { readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint } from "./safetensors.js";
 export type { SafetensorsTensorInfo, SafetensorsLoadOptions, ShardedWriteOptions, ShardedWriteResult } from "./safetensors.js";

@@ -1,17 +1,8 @@
 // The order in which a training run visits its samples: a seeded shuffle per epoch (seed + epoch), so a
 // resumed run can rebuild an epoch's order and skip exactly the micro-batches it had already consumed.
+import { seededRandom, shuffledIndices } from "../torch/seeded_random.js";
 
-/** A 32-bit generator (mulberry32): fast, seedable, and the same on every platform and Node version. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 // Mixes seed and epoch so that neighbouring (seed, epoch) pairs give unrelated streams.
 function mixSeed(seed: number, epoch: number): number {
@@ -24,14 +15,8 @@ function mixSeed(seed: number, epoch: number): number {
 
 /** The sample indices of one epoch: 0..length-1 shuffled by Fisher-Yates with seed + epoch (or in order). */
 export function epochOrder(length: number, seed: number, epoch: number, shuffle = true): number[] {
-  const order = Array.from({ length }, (_, i) => i);
-  if (!shuffle) return order;
-  const random = seededRandom(mixSeed(seed, epoch));
-  for (let i = length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  if (!shuffle) return Array.from({ length }, (_, i) => i);
+  return shuffledIndices(length, seededRandom(mixSeed(seed, epoch)));
 }
 
 /** One epoch cut into micro-batches of batchSize (the last may be smaller), grouped into optimizer steps. */

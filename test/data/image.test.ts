@@ -8,21 +8,14 @@ import { deflateSync } from "node:zlib";
 import { applyOrientation, decodeImage, encodePng, imageToTensor, loadImage, tensorToImage } from "../../src/data/image.js";
 import { assemblePng, crc32, decodePng } from "../../src/data/png.js";
 import { liveTensorCount } from "../../src/torch/index.js";
+import { seededRandom } from "../../src/torch/seeded_random.js";
 import { GOLDENS_PATH, goldensMissing, IMAGE_FIXTURES, readGoldensMeta, readSafetensors } from "./golden_files.js";
 import { JPEG_CORPUS } from "./jpeg_corpus.js";
 
 // Deterministic pseudo-random bytes (mulberry32).
 function randomBytes(n: number, seed: number, max = 256): Uint8Array {
-  let a = seed >>> 0;
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * max) | 0;
-  }
-  return out;
+  const random = seededRandom(seed);
+  return Uint8Array.from({ length: n }, () => (random() * max) | 0);
 }
 
 // --- an independent PNG writer for hand-built test files -------------------------------------------------------

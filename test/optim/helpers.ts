@@ -1,23 +1,15 @@
 // Shared by the optimizer tests: the device under test, deterministic float32-exact values, and tensor
 // round trips that stand in for a safetensors + JSON checkpoint.
 import { Tensor, fromBuffer, tensor } from "../../src/torch/index.js";
+import { seededRandom } from "../../src/torch/seeded_random.js";
 
 /** Tests run on VLMKIT_TEST_DEVICE ("cpu" unless set; "cuda" exercises the fused AdamW kernel). */
 export const device = process.env.VLMKIT_TEST_DEVICE ?? "cpu";
 
 /** Deterministic values in [-scale, scale), each exactly representable in float32 (mulberry32). */
 export function values(seed: number, count: number, scale = 1): number[] {
-  let state = seed >>> 0;
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out.push(Math.fround((unit * 2 - 1) * scale));
-  }
-  return out;
+  const random = seededRandom(seed);
+  return Array.from({ length: count }, () => Math.fround((random() * 2 - 1) * scale));
 }
 
 export const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
