@@ -3,6 +3,7 @@
 // as a suggestion, a wrong value gets the expected type.
 import { readFileSync } from "node:fs";
 import { parseYaml, stringifyYaml, type YamlValue } from "./yaml.js";
+import { editDistance } from "../eval/answers.js";
 
 // ---- the schema ----
 
@@ -307,17 +308,6 @@ export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(problems.length === 1 ? problems[0] : `${problems.length} problems in the run configuration:\n  ${problems.join("\n  ")}`);
   }
-}
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) current.push(Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    previous = current;
-  }
-  return previous[b.length];
 }
 
 /** The closest known key, when it is close enough to be a typo. */

@@ -9,6 +9,7 @@ export function normaliseAnswer(text: string): string {
   return text.toLowerCase().normalize("NFKC").replace(/[^\p{L}\p{N}\s]/gu, " ").replace(ARTICLES, " ").replace(/\s+/g, " ").trim();
 }
 
+/** Levenshtein distance (also behind the configuration's "did you mean" suggestions). */
 export function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
