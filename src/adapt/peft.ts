@@ -2,10 +2,11 @@
 // are "base_model.model.<module path>.lora_A.weight" / ".lora_B.weight" (PEFT drops the adapter name when
 // saving) plus, for modules trained in full (modules_to_save), "base_model.model.<parameter path>".
 // Paths are transformers' in-memory names (see naming.ts).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Tensor, noGrad, dispose, readSafetensors, writeSafetensors } from "../torch/index.js";
 import { Module, Linear } from "../torch/nn/index.js";
+import { writeFileAtomically } from "../torch/files.js";
 import { LoRALinear, loraLayers, loraScaling, replaceSubmodule } from "./lora.js";
 import { peftNaming, type PeftNaming } from "./naming.js";
 import {
@@ -332,23 +333,6 @@ export function adapterConfig(model: Module, baseModelPath?: string | null): Pef
   };
 }
 
-/** Writes text to path through a temporary file and a rename, so a reader sees the old or the new file whole. */
-function writeFileAtomic(path: string, text: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  try {
-    const fd = openSync(temporary, "w");
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw new Error(`cannot write ${path}: ${(error as Error).message}`);
-  }
-}
 
 /**
  * Writes the model's adapter as a PEFT adapter folder: adapter_model.safetensors (LoRA weights and the
@@ -364,7 +348,7 @@ export function saveAdapter(model: Module, dir: string, baseModelPath?: string):
   writeSafetensors(join(dir, ADAPTER_WEIGHTS_NAME), tensors, { format: "pt" });
   // Sorted keys, as PEFT writes the file (json.dumps(sort_keys=True)).
   const sorted = Object.fromEntries(Object.keys(config).sort().map((key) => [key, config[key]]));
-  writeFileAtomic(join(dir, ADAPTER_CONFIG_NAME), JSON.stringify(sorted, null, 2) + "\n");
+  writeFileAtomically(join(dir, ADAPTER_CONFIG_NAME), JSON.stringify(sorted, null, 2) + "\n");
 }
 
 // ---- loading ----

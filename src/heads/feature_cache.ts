@@ -9,10 +9,11 @@
 // an interrupted run leaves whole shards or none; a shard that fails to open or to check is reported, deleted and
 // its samples are computed again.
 import { createHash } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SafetensorsFile, writeSafetensors, stack, tidy, keep, type Tensor } from "../torch/index.js";
 import { isFrameFolder, listFrames } from "../data/frame_folder.js";
+import { writeFileAtomically } from "../torch/files.js";
 
 const STILL_IMAGE = /\.(png|jpe?g)$/i;
 
@@ -85,7 +86,7 @@ export class FileHasher {
   flush(): void {
     if (!this.#memoPath || !this.#dirty) return;
     mkdirSync(dirname(this.#memoPath), { recursive: true });
-    writeFileAtomic(this.#memoPath, JSON.stringify(this.#memo));
+    writeFileAtomically(this.#memoPath, JSON.stringify(this.#memo));
     this.#dirty = false;
   }
 }
@@ -106,11 +107,6 @@ function hashFileContents(path: string): string {
   return hash.digest("hex");
 }
 
-function writeFileAtomic(path: string, text: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, text);
-  renameSync(temporary, path);
-}
 
 /** Content hashes of the named files of a folder that exist (name -> sha256), names sorted. */
 export function folderFileHashes(hasher: FileHasher, folder: string, names: string[]): Record<string, string> {
@@ -257,7 +253,7 @@ export class FeatureCache {
     if (fresh.length === 0) return;
     mkdirSync(this.folder, { recursive: true });
     const identityFile = join(this.folder, "identity.json");
-    if (!existsSync(identityFile)) writeFileAtomic(identityFile, JSON.stringify({ format: FEATURE_CACHE_FORMAT, identity: this.identity }, null, 2) + "\n");
+    if (!existsSync(identityFile)) writeFileAtomically(identityFile, JSON.stringify({ format: FEATURE_CACHE_FORMAT, identity: this.identity }, null, 2) + "\n");
     const ids = fresh.map(([id]) => id);
     const file = join(this.folder, `features-${sha256(ids.join("\n"))}.safetensors`);
     tidy(() => {

@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { native } from "./native.js";
 import { empty } from "./creation.js";
 import { Tensor, toDType, type DType, type DTypeLike, type DeviceLike } from "./tensor.js";
+import { syncFolder, writeFileAtomically } from "./files.js";
 
 /** safetensors dtype names and the element size of each, for the dtypes vlmkit tensors can hold. */
 const FROM_SAFETENSORS: Record<string, { dtype: DType; elementSize: number }> = {
@@ -500,19 +501,6 @@ function removeQuietly(path: string): void {
   }
 }
 
-// Makes renames in a folder durable; some filesystems refuse fsync on a directory, which only costs durability.
-function syncFolder(folder: string): void {
-  try {
-    const fd = openSync(folder, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
 
 /**
  * Writes tensors (from any device) as a safetensors file: keys sorted, data written tensor by tensor from
@@ -601,7 +589,7 @@ export function writeShardedSafetensors(folder: string, tensors: TensorCollectio
     // Sorted by name, as transformers writes it (json.dumps(..., sort_keys=True)).
     const pairs = shards.flatMap((shard, i) => [...shard.keys()].map((name): [string, string] => [name, names[i]]));
     const weightMap = Object.fromEntries(pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    writeTextAtomically(indexPath, JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + "\n");
+    writeFileAtomically(indexPath, JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2) + "\n");
     index = SAFETENSORS_INDEX_NAME;
   } else {
     removeQuietly(indexPath);
@@ -614,14 +602,3 @@ export function writeShardedSafetensors(folder: string, tensors: TensorCollectio
   return { files: names, index };
 }
 
-function writeTextAtomically(path: string, text: string): void {
-  const temporary = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temporary, "w");
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, path);
-}

@@ -2,20 +2,8 @@
 // once complete, so a crash or an error at any point leaves either the previous checkpoint or the new one.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { syncFolder } from "../torch/files.js";
 
-// Makes renames inside a folder durable; some filesystems refuse fsync on a folder, which only costs durability.
-function syncFolder(folder: string): void {
-  try {
-    const fd = openSync(folder, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
-  }
-}
 
 /** Writes a file and fsyncs it (inside a checkpoint folder being filled; the folder rename is what makes it atomic). */
 export function writeFileDurably(path: string, data: string | Uint8Array): void {
