@@ -2,8 +2,8 @@
 // {image | images | video, conversations: [{from: human | gpt | system, value}]} and the messages format
 // {messages: [{role, content: "text" | [{type: "image", image?}, {type: "text", text}]}], images?}.
 // Each row becomes messages with one image placeholder per image; an optional "label" names its class.
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { BadRecord, forEachJsonlRow, type SkippedRecord } from "../data/records.js";
 import type { ChatMessage } from "./tasks.js";
 
 export interface ConversationRecord {
@@ -22,83 +22,66 @@ const ROLES: Record<string, ChatMessage["role"]> = { human: "user", user: "user"
 export function readConversationRecords(
   path: string,
   options: { imageToken?: string; skipBad?: boolean; baseDir?: string } = {},
-): { records: ConversationRecord[]; skipped: { source: string; reason: string }[] } {
-  if (!existsSync(path)) throw new Error(`${path}: file not found`);
+): { records: ConversationRecord[]; skipped: SkippedRecord[] } {
   const imageToken = options.imageToken ?? "<image>";
-  const base = options.baseDir ?? dirname(resolve(path));
-  const at = (p: string) => (isAbsolute(p) ? p : join(base, p));
   const records: ConversationRecord[] = [];
-  const skipped: { source: string; reason: string }[] = [];
-  readFileSync(path, "utf8").split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    const source = `${path}:${i + 1}`;
-    try {
-      let row: Record<string, unknown>;
-      try {
-        row = JSON.parse(line);
-      } catch (error) {
-        throw new Error(`bad JSON (${(error as Error).message})`);
+  const skipped: SkippedRecord[] = [];
+  forEachJsonlRow(path, options, skipped, (row, source, at) => {
+    const record: ConversationRecord = { source, messages: [] };
+    const imagesFromParts: string[] = [];
+    if (Array.isArray(row.conversations)) {
+      for (const [k, turn] of (row.conversations as Record<string, unknown>[]).entries()) {
+        const role = ROLES[String(turn?.from ?? turn?.role)];
+        if (!role || typeof (turn.value ?? turn.content) !== "string") throw new BadRecord(`conversations[${k}] needs "from" (human, gpt, system) and a string "value"`);
+        record.messages.push({ role, content: String(turn.value ?? turn.content) });
       }
-      if (row === null || typeof row !== "object" || Array.isArray(row)) throw new Error("a row must be a JSON object");
-      const record: ConversationRecord = { source, messages: [] };
-      const imagesFromParts: string[] = [];
-      if (Array.isArray(row.conversations)) {
-        for (const [k, turn] of (row.conversations as Record<string, unknown>[]).entries()) {
-          const role = ROLES[String(turn?.from ?? turn?.role)];
-          if (!role || typeof (turn.value ?? turn.content) !== "string") throw new Error(`conversations[${k}] needs "from" (human, gpt, system) and a string "value"`);
-          record.messages.push({ role, content: String(turn.value ?? turn.content) });
+    } else if (Array.isArray(row.messages)) {
+      for (const [k, message] of (row.messages as Record<string, unknown>[]).entries()) {
+        const role = ROLES[String(message?.role)];
+        if (!role) throw new BadRecord(`messages[${k}].role must be user, assistant or system`);
+        const content = message.content;
+        if (typeof content === "string") {
+          record.messages.push({ role, content });
+        } else if (Array.isArray(content)) {
+          const text = (content as Record<string, unknown>[]).map((part, p) => {
+            if (part?.type === "image") {
+              const file = part.image ?? part.path ?? part.url;
+              if (typeof file === "string") imagesFromParts.push(file);
+              return imageToken;
+            }
+            if (part?.type === "text" && typeof part.text === "string") return part.text;
+            throw new BadRecord(`messages[${k}].content[${p}] must be {type: "image"} or {type: "text", text}`);
+          });
+          record.messages.push({ role, content: text.join("") });
+        } else {
+          throw new BadRecord(`messages[${k}].content must be a string or a list of parts`);
         }
-      } else if (Array.isArray(row.messages)) {
-        for (const [k, message] of (row.messages as Record<string, unknown>[]).entries()) {
-          const role = ROLES[String(message?.role)];
-          if (!role) throw new Error(`messages[${k}].role must be user, assistant or system`);
-          const content = message.content;
-          if (typeof content === "string") {
-            record.messages.push({ role, content });
-          } else if (Array.isArray(content)) {
-            const text = (content as Record<string, unknown>[]).map((part, p) => {
-              if (part?.type === "image") {
-                const file = part.image ?? part.path ?? part.url;
-                if (typeof file === "string") imagesFromParts.push(file);
-                return imageToken;
-              }
-              if (part?.type === "text" && typeof part.text === "string") return part.text;
-              throw new Error(`messages[${k}].content[${p}] must be {type: "image"} or {type: "text", text}`);
-            });
-            record.messages.push({ role, content: text.join("") });
-          } else {
-            throw new Error(`messages[${k}].content must be a string or a list of parts`);
-          }
-        }
-      } else {
-        throw new Error('a conversation row needs "conversations" (LLaVA format) or "messages"');
       }
-      if (!record.messages.some((m) => m.role === "assistant")) throw new Error("the conversation has no assistant answer to learn");
-      const listed = row.image !== undefined ? [row.image] : Array.isArray(row.images) ? row.images : imagesFromParts.length ? imagesFromParts : undefined;
-      if (row.video !== undefined) {
-        if (typeof row.video !== "string") throw new Error('"video" must be a path');
-        record.video = at(row.video);
-        if (!existsSync(record.video)) throw new Error(`video not found: ${record.video}`);
-      } else if (listed) {
-        if (listed.some((p) => typeof p !== "string")) throw new Error('"image" must be a path and "images" a list of paths');
-        record.images = (listed as string[]).map(at);
-        for (const image of record.images) if (!existsSync(image)) throw new Error(`image file not found: ${image}`);
-      }
-      const placeholders = record.messages.reduce((n, m) => n + m.content.split(imageToken).length - 1, 0);
-      const imageCount = record.images?.length ?? 0;
-      if (record.images && placeholders === 0) {
-        // LLaVA rows sometimes leave the placeholder out: the images go before the first user text
-        const first = record.messages.find((m) => m.role === "user");
-        if (first) first.content = `${imageToken.repeat(imageCount)}\n${first.content}`;
-      } else if (record.images && placeholders !== imageCount) {
-        throw new Error(`${placeholders} ${imageToken} placeholder(s) for ${imageCount} image(s)`);
-      }
-      if (typeof row.label === "string") record.label = row.label;
-      records.push(record);
-    } catch (error) {
-      if (!options.skipBad) throw new Error(`${source}: ${(error as Error).message}`);
-      skipped.push({ source, reason: (error as Error).message });
+    } else {
+      throw new BadRecord('a conversation row needs "conversations" (LLaVA format) or "messages"');
     }
+    if (!record.messages.some((m) => m.role === "assistant")) throw new BadRecord("the conversation has no assistant answer to learn");
+    const listed = row.image !== undefined ? [row.image] : Array.isArray(row.images) ? row.images : imagesFromParts.length ? imagesFromParts : undefined;
+    if (row.video !== undefined) {
+      if (typeof row.video !== "string") throw new BadRecord('"video" must be a path');
+      record.video = at(row.video);
+      if (!existsSync(record.video)) throw new BadRecord(`video not found: ${record.video}`);
+    } else if (listed) {
+      if (listed.some((p) => typeof p !== "string")) throw new BadRecord('"image" must be a path and "images" a list of paths');
+      record.images = (listed as string[]).map(at);
+      for (const image of record.images) if (!existsSync(image)) throw new BadRecord(`image file not found: ${image}`);
+    }
+    const placeholders = record.messages.reduce((n, m) => n + m.content.split(imageToken).length - 1, 0);
+    const imageCount = record.images?.length ?? 0;
+    if (record.images && placeholders === 0) {
+      // LLaVA rows sometimes leave the placeholder out: the images go before the first user text
+      const first = record.messages.find((m) => m.role === "user");
+      if (first) first.content = `${imageToken.repeat(imageCount)}\n${first.content}`;
+    } else if (record.images && placeholders !== imageCount) {
+      throw new BadRecord(`${placeholders} ${imageToken} placeholder(s) for ${imageCount} image(s)`);
+    }
+    if (typeof row.label === "string") record.label = row.label;
+    records.push(record);
   });
   return { records, skipped };
 }

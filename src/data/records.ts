@@ -40,7 +40,42 @@ export interface ReadOptions {
 
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
 
-class BadRecord extends Error {}
+/** A problem with one row or file of a dataset: an error naming it, or a skip with skipBad. */
+export class BadRecord extends Error {}
+
+/**
+ * Calls onRow with each non-blank line of a JSONL file, parsed to an object, and its "file:line". Bad JSON, a
+ * row that is not an object, or a BadRecord thrown by onRow is an error naming file:line, or with skipBad is added
+ * to skipped. Media paths in rows are relative to the file's folder unless baseDir says otherwise: resolveMedia.
+ */
+export function forEachJsonlRow(
+  path: string,
+  options: { skipBad?: boolean; baseDir?: string },
+  skipped: SkippedRecord[],
+  onRow: (row: Record<string, unknown>, source: string, resolveMedia: (p: string) => string) => void,
+): void {
+  if (!existsSync(path)) throw new Error(`${path}: file not found`);
+  const base = options.baseDir ?? dirname(resolve(path));
+  const resolveMedia = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  readFileSync(path, "utf8").split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    const source = `${path}:${i + 1}`;
+    try {
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch (error) {
+        throw new BadRecord(`bad JSON (${(error as Error).message})`);
+      }
+      if (row === null || typeof row !== "object" || Array.isArray(row)) throw new BadRecord("a row must be a JSON object");
+      onRow(row as Record<string, unknown>, source, resolveMedia);
+    } catch (error) {
+      if (!(error instanceof BadRecord)) throw error;
+      if (!options.skipBad) throw new Error(`${source}: ${error.message}`);
+      skipped.push({ source, reason: error.message });
+    }
+  });
+}
 
 function checkImage(path: string, validate: boolean): void {
   if (!existsSync(path)) throw new BadRecord(`image file not found: ${path}`);
@@ -77,44 +112,25 @@ function finish(rows: { record: Omit<LabeledRecord, "labelIndex">; index: number
 
 /** Reads a JSONL file of {image | images | video, label} rows. */
 export function readJsonlRecords(path: string, options: ReadOptions = {}): RecordSet {
-  if (!existsSync(path)) throw new Error(`${path}: file not found`);
-  const base = options.baseDir ?? dirname(resolve(path));
-  const at = (p: string) => (isAbsolute(p) ? p : join(base, p));
   const rows: { record: Omit<LabeledRecord, "labelIndex">; index: number | null }[] = [];
   const skipped: SkippedRecord[] = [];
-  const lines = readFileSync(path, "utf8").split("\n");
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    const source = `${path}:${i + 1}`;
-    try {
-      let row: Record<string, unknown>;
-      try {
-        row = JSON.parse(line);
-      } catch (error) {
-        throw new BadRecord(`bad JSON (${(error as Error).message})`);
-      }
-      if (row === null || typeof row !== "object" || Array.isArray(row)) throw new BadRecord("a row must be a JSON object");
-      const media = ["image", "images", "video"].filter((k) => row[k] !== undefined);
-      if (media.length !== 1) throw new BadRecord(`a row needs exactly one of "image", "images", "video" (found ${media.length ? media.join(", ") : "none"})`);
-      if (row.label === undefined) throw new BadRecord('missing "label"');
-      const { label, index } = labelOf(row.label, options.labels);
-      const record: Omit<LabeledRecord, "labelIndex"> = { source, label };
-      if (row.video !== undefined) {
-        if (typeof row.video !== "string") throw new BadRecord('"video" must be a path');
-        if (!existsSync(at(row.video))) throw new BadRecord(`video file not found: ${at(row.video)}`);
-        record.video = at(row.video);
-      } else {
-        const list = row.image !== undefined ? [row.image] : row.images;
-        if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== "string")) throw new BadRecord('"image" must be a path and "images" a non-empty list of paths');
-        record.images = (list as string[]).map(at);
-        for (const image of record.images) checkImage(image, options.validate ?? false);
-      }
-      rows.push({ record, index });
-    } catch (error) {
-      if (!(error instanceof BadRecord)) throw error;
-      if (!options.skipBad) throw new Error(`${source}: ${error.message}`);
-      skipped.push({ source, reason: error.message });
+  forEachJsonlRow(path, options, skipped, (row, source, at) => {
+    const media = ["image", "images", "video"].filter((k) => row[k] !== undefined);
+    if (media.length !== 1) throw new BadRecord(`a row needs exactly one of "image", "images", "video" (found ${media.length ? media.join(", ") : "none"})`);
+    if (row.label === undefined) throw new BadRecord('missing "label"');
+    const { label, index } = labelOf(row.label, options.labels);
+    const record: Omit<LabeledRecord, "labelIndex"> = { source, label };
+    if (row.video !== undefined) {
+      if (typeof row.video !== "string") throw new BadRecord('"video" must be a path');
+      if (!existsSync(at(row.video))) throw new BadRecord(`video file not found: ${at(row.video)}`);
+      record.video = at(row.video);
+    } else {
+      const list = row.image !== undefined ? [row.image] : row.images;
+      if (!Array.isArray(list) || list.length === 0 || list.some((p) => typeof p !== "string")) throw new BadRecord('"image" must be a path and "images" a non-empty list of paths');
+      record.images = (list as string[]).map(at);
+      for (const image of record.images) checkImage(image, options.validate ?? false);
     }
+    rows.push({ record, index });
   });
   return finish(rows, skipped, options.labels);
 }
