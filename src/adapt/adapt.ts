@@ -49,15 +49,6 @@ export const ALL_LINEAR = "all-linear";
 
 // ---- components ----
 
-function hasSubmodule(model: Module, path: string): boolean {
-  try {
-    model.getSubmodule(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A model that says itself where its components are (e.g. a backbone + head wrapper). */
 interface DeclaresComponents {
   adaptComponents(): Partial<ComponentPrefixes>;
@@ -76,23 +67,23 @@ const declaresComponents = (model: Module): model is Module & DeclaresComponents
  * components with an adaptComponents() method returning these prefixes.
  */
 export function componentPrefixes(model: Module): ComponentPrefixes {
-  const present = (...paths: string[]) => paths.filter((p) => hasSubmodule(model, p));
+  const present = (...paths: string[]) => paths.filter((p) => model.hasSubmodule(p));
   if (declaresComponents(model)) {
     const declared = model.adaptComponents();
     return { vision: declared.vision ?? [], projector: declared.projector ?? [], language: declared.language ?? [] };
   }
-  if (hasSubmodule(model, "model.vision_tower") && hasSubmodule(model, "model.language_model")) {
+  if (model.hasSubmodule("model.vision_tower") && model.hasSubmodule("model.language_model")) {
     return { vision: ["model.vision_tower"], projector: present("model.multi_modal_projector"), language: present("model.language_model", "lm_head") };
   }
-  if (hasSubmodule(model, "vision_tower") && hasSubmodule(model, "language_model")) {
+  if (model.hasSubmodule("vision_tower") && model.hasSubmodule("language_model")) {
     return { vision: ["vision_tower"], projector: present("multi_modal_projector"), language: present("language_model", "lm_head") };
   }
-  if (hasSubmodule(model, "vision_model") || hasSubmodule(model, "text_model")) {
+  if (model.hasSubmodule("vision_model") || model.hasSubmodule("text_model")) {
     return { vision: present("vision_model", "visual_projection"), projector: [], language: present("text_model", "text_projection") };
   }
-  if (hasSubmodule(model, "model") && hasSubmodule(model, "lm_head")) return { vision: [], projector: [], language: ["model", "lm_head"] };
-  if (hasSubmodule(model, "embed_tokens") && hasSubmodule(model, "layers")) return { vision: [], projector: [], language: [""] };
-  if (hasSubmodule(model, "embeddings.patch_embedding")) return { vision: [""], projector: [], language: [] };
+  if (model.hasSubmodule("model") && model.hasSubmodule("lm_head")) return { vision: [], projector: [], language: ["model", "lm_head"] };
+  if (model.hasSubmodule("embed_tokens") && model.hasSubmodule("layers")) return { vision: [], projector: [], language: [""] };
+  if (model.hasSubmodule("embeddings.patch_embedding")) return { vision: [""], projector: [], language: [] };
   const children = model.namedChildren().map(([k]) => k);
   throw new Error(
     `componentPrefixes: cannot tell where the vision tower, projector and language model of ${model.constructor.name} are ` +
@@ -156,7 +147,7 @@ const isAdaptable = (m: Module) => m instanceof Linear || m instanceof LoRALinea
 
 /** The output layer that "all-linear" leaves out, as PEFT does for models with an LM head. */
 export function outputLayerPaths(model: Module): string[] {
-  return hasSubmodule(model, "lm_head") ? ["lm_head"] : [];
+  return model.hasSubmodule("lm_head") ? ["lm_head"] : [];
 }
 
 // ---- what adaptModel remembers for saveAdapter ----

@@ -16,18 +16,9 @@ export interface PeftNaming {
 
 const IDENTITY: PeftNaming = { toPeft: (p) => p, fromPeft: (p) => p };
 
-function hasSubmodule(model: Module, path: string): boolean {
-  try {
-    model.getSubmodule(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** How this model's paths are spelled in PEFT files. */
 export function peftNaming(model: Module): PeftNaming {
-  const tower = ["model.vision_tower", "vision_tower"].find((p) => hasSubmodule(model, `${p}.vision_model`));
+  const tower = ["model.vision_tower", "vision_tower"].find((p) => model.hasSubmodule(`${p}.vision_model`));
   if (tower === undefined) return IDENTITY;
   const ours = `${tower}.vision_model`;
   const toPeft = (path: string) => (path === ours || path.startsWith(ours + ".") ? tower + path.slice(ours.length) : path);

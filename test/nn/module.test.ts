@@ -66,6 +66,8 @@ test("parameters are named by their dotted property paths, ModuleList entries by
   assert.equal(model.getSubmodule("layers.0.mlp.fc2"), model.layers.at(0).mlp.fc2);
   assert.equal(model.getSubmodule(""), model);
   assert.throws(() => model.getSubmodule("layers.0.attn"), /layers\.0 \(Block\) has no submodule 'attn'; its submodules are: input_layernorm, mlp/);
+  assert.equal(model.hasSubmodule("layers.0.mlp.fc2"), true);
+  assert.equal(model.hasSubmodule("layers.0.attn"), false);
   model.dispose();
 });
 

@@ -252,6 +252,16 @@ export abstract class Module {
   // ---- paths ----
 
   /** The submodule at a dotted path ("" is this module). */
+  /** true when getSubmodule(path) would find a module. */
+  hasSubmodule(path: string): boolean {
+    try {
+      this.getSubmodule(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   getSubmodule(path: string): Module {
     if (path === "") return this;
     let module: Module = this;
