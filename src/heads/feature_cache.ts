@@ -13,7 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { dirname, join, resolve } from "node:path";
 import { SafetensorsFile, writeSafetensors, stack, tidy, keep, type Tensor } from "../torch/index.js";
 import { isFrameFolder, listFrames } from "../data/frame_folder.js";
-import { writeFileAtomically } from "../torch/files.js";
+import { temporaryWriterPid, writeFileAtomically } from "../torch/files.js";
 
 const STILL_IMAGE = /\.(png|jpe?g)$/i;
 
@@ -269,12 +269,12 @@ export class FeatureCache {
   }
 }
 
-// A temporary file of a run that died before renaming it (writeSafetensors names them <file>.tmp-<pid>).
+// A temporary file of a run that died before renaming it (see temporaryPath).
 function removeIfOrphaned(path: string): void {
-  const pid = /\.tmp-(\d+)$/.exec(path)?.[1];
-  if (pid === undefined || Number(pid) === process.pid) return;
+  const pid = temporaryWriterPid(path);
+  if (pid === null || pid === process.pid) return;
   try {
-    process.kill(Number(pid), 0);
+    process.kill(pid, 0);
     return; // its writer is still running
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ESRCH") return;

@@ -1,9 +1,20 @@
 // Writing files so that a reader, or the next run after a crash, sees the old file or the new one whole.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 
+/** Where a file or folder is written before it is renamed into place: `<path>.tmp-<pid>`. */
+export function temporaryPath(path: string): string {
+  return `${path}.tmp-${process.pid}`;
+}
+
+/** The writer's pid when `path` is such a temporary, else null (so leftovers of dead processes can be removed). */
+export function temporaryWriterPid(path: string): number | null {
+  const pid = /\.tmp-(\d+)$/.exec(path)?.[1];
+  return pid === undefined ? null : Number(pid);
+}
+
 /** Writes data to path through a temporary file, fsync and a rename; on failure the temporary is removed and path is untouched. */
 export function writeFileAtomically(path: string, data: string | Uint8Array): void {
-  const temporary = `${path}.tmp-${process.pid}`;
+  const temporary = temporaryPath(path);
   try {
     const fd = openSync(temporary, "w");
     try {

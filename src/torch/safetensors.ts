@@ -12,7 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { native } from "./native.js";
 import { empty } from "./creation.js";
 import { Tensor, toDType, type DType, type DTypeLike, type DeviceLike } from "./tensor.js";
-import { syncFolder, writeFileAtomically } from "./files.js";
+import { syncFolder, temporaryPath, writeFileAtomically } from "./files.js";
 
 /** safetensors dtype names and the element size of each, for the dtypes vlmkit tensors can hold. */
 const FROM_SAFETENSORS: Record<string, { dtype: DType; elementSize: number }> = {
@@ -469,7 +469,7 @@ function writeToTemporary(path: string, tensors: TensorCollection, metadata: Rec
   lengthBytes.writeBigUInt64LE(BigInt(header.length));
   const expectedSize = 8 + header.length + planned.reduce((sum, p) => sum + p.byteLength, 0);
 
-  const temporary = `${path}.tmp-${process.pid}`;
+  const temporary = temporaryPath(path);
   let fd: number | null = null;
   let writing = "the header";
   try {

@@ -2,7 +2,7 @@
 // once complete, so a crash or an error at any point leaves either the previous checkpoint or the new one.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { syncFolder } from "../torch/files.js";
+import { syncFolder, temporaryPath } from "../torch/files.js";
 
 
 /** Writes a file and fsyncs it (inside a checkpoint folder being filled; the folder rename is what makes it atomic). */
@@ -28,7 +28,6 @@ export function readJson<T>(path: string): T {
   }
 }
 
-const temporaryName = (dir: string) => `${dir}.tmp-${process.pid}`;
 const asideName = (dir: string) => `${dir}.old-${process.pid}`;
 
 /**
@@ -41,7 +40,7 @@ export function writeFolderAtomically(dir: string, fill: (temporaryDir: string) 
   const target = resolve(dir);
   const parent = dirname(target);
   mkdirSync(parent, { recursive: true });
-  const temporary = temporaryName(target);
+  const temporary = temporaryPath(target);
   rmSync(temporary, { recursive: true, force: true });
   mkdirSync(temporary);
   try {
