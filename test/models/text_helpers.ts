@@ -1,80 +1,20 @@
 // Shared by the Llama / Qwen2 / generation tests: fixture folders and goldens, tolerance checks, tiny
 // random models, and a float64 reference decoder written out in plain JS loops.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Tensor, tidy, dispose, noGrad, manualSeed, randnLike, loadPretrained, type CausalLM } from "../../src/index.js";
 import type { Module } from "../../src/torch/nn/index.js";
-import { readSafetensors } from "../../src/torch/safetensors.js";
+import { assertClose, assertRelativeClose, fixturePath, missingFixture as missingFixtureFile, readGoldens } from "./fixture_helpers.js";
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json"))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error("cannot find the repository root (package.json)");
-    dir = parent;
-  }
-  return dir;
-}
+export { FIXTURES, fixturePath, readGoldens, maxAbsDiff, maxAbs, assertClose, type Goldens } from "./fixture_helpers.js";
 
-export const FIXTURES = join(repoRoot(), "fixtures");
-export const fixturePath = (name: string) => join(FIXTURES, name);
-
-/** A skip reason when the fixture or its goldens are absent, else false. */
+/** A skip reason when the fixture (config.json and goldens) is absent, else false. */
 export function missingFixture(name: string): string | false {
-  const folder = fixturePath(name);
-  return existsSync(join(folder, "goldens.safetensors")) && existsSync(join(folder, "config.json"))
-    ? false
-    : `fixtures/${name} is absent: run python3 tools/reference/make_fixtures.py fixtures`;
-}
-
-export interface Goldens {
-  meta: Record<string, unknown>;
-  has(name: string): boolean;
-  get(name: string): Tensor;
-  names(): string[];
-  dispose(): void;
-}
-
-export function readGoldens(name: string): Goldens {
-  const folder = fixturePath(name);
-  const tensors = readSafetensors(join(folder, "goldens.safetensors"));
-  const meta = JSON.parse(readFileSync(join(folder, "goldens.json"), "utf8")) as Record<string, unknown>;
-  return {
-    meta,
-    has: (key) => tensors.has(key),
-    get(key) {
-      const t = tensors.get(key);
-      if (!t) throw new Error(`fixtures/${name}/goldens.safetensors has no '${key}'`);
-      return t;
-    },
-    names: () => [...tensors.keys()],
-    dispose: () => dispose([...tensors.values()]),
-  };
-}
-
-/** max |a - b| over all elements (both converted to float64). */
-export function maxAbsDiff(a: Tensor, b: Tensor): number {
-  assert.deepEqual(a.shape, b.shape, `shapes differ: [${a.shape}] vs [${b.shape}]`);
-  return tidy(() => a.double().sub(b.double()).abs().max().item());
-}
-
-export function maxAbs(a: Tensor): number {
-  return tidy(() => a.double().abs().max().item());
-}
-
-/** Asserts max |actual - expected| <= tolerance, naming what is compared. */
-export function assertClose(actual: Tensor, expected: Tensor, tolerance: number, what: string): void {
-  const diff = maxAbsDiff(actual, expected);
-  assert.ok(diff <= tolerance, `${what}: max abs difference ${diff.toExponential(3)} > ${tolerance}`);
+  return missingFixtureFile(name, "config.json");
 }
 
 /** Asserts max |actual - expected| / max |expected| <= tolerance (gradients). */
 export function assertRelClose(actual: Tensor, expected: Tensor, tolerance: number, what: string): void {
-  const scale = Math.max(maxAbs(expected), 1e-12);
-  const rel = maxAbsDiff(actual, expected) / scale;
-  assert.ok(rel <= tolerance, `${what}: relative max difference ${rel.toExponential(3)} > ${tolerance} (scale ${scale.toExponential(3)})`);
+  assertRelativeClose(actual, expected, tolerance, what, 1e-12);
 }
 
 /** Forward, loss and gradient parity of one fixture against its goldens (used by the Qwen2 tests too). */
