@@ -66,30 +66,13 @@ export class AdamW extends Optimizer<AdamWHyperparameters> {
     return this.fused && fusedKernelExists && param.isCuda ? param.device : "cpu";
   }
 
-  step(): void {
-    for (const group of this.paramGroups) this.stepGroup(group);
-  }
-
-  private stepGroup(group: ResolvedParamGroup<AdamWHyperparameters>): void {
-    const params: Tensor[] = [];
-    const grads: Tensor[] = [];
-    try {
-      for (const param of group.params) {
-        const grad = param.grad;
-        if (grad === null) continue;
-        grads.push(grad);
-        params.push(param);
-      }
-      if (params.length === 0) return;
-      const states = params.map((param) => this.state.get(param) ?? this.createState(param));
-      native.adamwStep(
-        params.map((t) => t.handle), grads.map((t) => t.handle),
-        states.map((s) => s.exp_avg.handle), states.map((s) => s.exp_avg_sq.handle), states.map((s) => s.step.handle),
-        group.lr, group.betas[0], group.betas[1], group.eps, group.weightDecay, this.fused,
-      );
-    } finally {
-      for (const grad of grads) grad.dispose();
-    }
+  protected updateGroup(group: ResolvedParamGroup<AdamWHyperparameters>, params: Tensor[], grads: Tensor[]): void {
+    const states = params.map((param) => this.state.get(param) ?? this.createState(param));
+    native.adamwStep(
+      params.map((t) => t.handle), grads.map((t) => t.handle),
+      states.map((s) => s.exp_avg.handle), states.map((s) => s.exp_avg_sq.handle), states.map((s) => s.step.handle),
+      group.lr, group.betas[0], group.betas[1], group.eps, group.weightDecay, this.fused,
+    );
   }
 
   // Created on a parameter's first step, as torch.optim.AdamW does (zeros like the parameter, step 0).

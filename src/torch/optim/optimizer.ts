@@ -80,8 +80,28 @@ export abstract class Optimizer<H extends BaseHyperparameters = BaseHyperparamet
   protected abstract stateLayout(param: Tensor, name: string, group: ResolvedParamGroup<H>): StateLayout;
   /** Whether a loaded state of one parameter is complete (e.g. AdamW needs exp_avg, exp_avg_sq and step together). */
   protected abstract isCompleteState(names: string[]): boolean;
+  /** Updates one group's parameters from their gradients (those whose grad was null are left out). */
+  protected abstract updateGroup(group: ResolvedParamGroup<H>, params: Tensor[], grads: Tensor[]): void;
+
   /** One update of every parameter that has a gradient; parameters whose grad is null are skipped. */
-  abstract step(): void;
+  step(): void {
+    for (const group of this.paramGroups) {
+      const params: Tensor[] = [];
+      const grads: Tensor[] = [];
+      try {
+        for (const param of group.params) {
+          const grad = param.grad;
+          if (grad === null) continue;
+          grads.push(grad);
+          params.push(param);
+        }
+        if (params.length > 0) this.updateGroup(group, params, grads);
+      } finally {
+        // param.grad hands out a new handle each time
+        for (const grad of grads) grad.dispose();
+      }
+    }
+  }
 
   /** Adds a group (torch.optim.Optimizer.add_param_group): fills defaults, checks its parameters. */
   addParamGroup(group: ParamGroup<H>): void {

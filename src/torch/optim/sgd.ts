@@ -46,35 +46,18 @@ export class SGD extends Optimizer<SGDHyperparameters> {
     return true;
   }
 
-  step(): void {
-    for (const group of this.paramGroups) this.stepGroup(group);
-  }
-
-  private stepGroup(group: ResolvedParamGroup<SGDHyperparameters>): void {
-    const params: Tensor[] = [];
-    const grads: Tensor[] = [];
-    try {
-      for (const param of group.params) {
-        const grad = param.grad;
-        if (grad === null) continue;
-        grads.push(grad);
-        params.push(param);
-      }
-      if (params.length === 0) return;
-      const buffers = params.map((param) => this.state.get(param)?.momentum_buffer?.handle ?? null);
-      const updated = native.sgdStep(
-        params.map((t) => t.handle), grads.map((t) => t.handle), buffers,
-        group.lr, group.momentum, group.dampening, group.weightDecay, group.nesterov,
-      ) as (Handle | null)[];
-      // The native step returns a new handle on each buffer (the same storage when it existed): keep the new, free the old.
-      updated.forEach((handle, i) => {
-        if (handle === null) return;
-        const buffer = new Tensor(handle).keep();
-        this.state.get(params[i])?.momentum_buffer?.dispose();
-        this.state.set(params[i], { momentum_buffer: buffer });
-      });
-    } finally {
-      for (const grad of grads) grad.dispose();
-    }
+  protected updateGroup(group: ResolvedParamGroup<SGDHyperparameters>, params: Tensor[], grads: Tensor[]): void {
+    const buffers = params.map((param) => this.state.get(param)?.momentum_buffer?.handle ?? null);
+    const updated = native.sgdStep(
+      params.map((t) => t.handle), grads.map((t) => t.handle), buffers,
+      group.lr, group.momentum, group.dampening, group.weightDecay, group.nesterov,
+    ) as (Handle | null)[];
+    // The native step returns a new handle on each buffer (the same storage when it existed): keep the new, free the old.
+    updated.forEach((handle, i) => {
+      if (handle === null) return;
+      const buffer = new Tensor(handle).keep();
+      this.state.get(params[i])?.momentum_buffer?.dispose();
+      this.state.set(params[i], { momentum_buffer: buffer });
+    });
   }
 }
