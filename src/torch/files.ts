@@ -12,17 +12,22 @@ export function temporaryWriterPid(path: string): number | null {
   return pid === undefined ? null : Number(pid);
 }
 
+/** Writes a file and fsyncs it (inside a folder that is renamed into place, or as writeFileAtomically's temporary). */
+export function writeFileDurably(path: string, data: string | Uint8Array): void {
+  const fd = openSync(path, "w");
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes data to path through a temporary file, fsync and a rename; on failure the temporary is removed and path is untouched. */
 export function writeFileAtomically(path: string, data: string | Uint8Array): void {
   const temporary = temporaryPath(path);
   try {
-    const fd = openSync(temporary, "w");
-    try {
-      writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeFileDurably(temporary, data);
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });

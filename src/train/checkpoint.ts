@@ -1,20 +1,10 @@
 // Checkpoint folders written atomically: everything goes into `<dir>.tmp-<pid>`, which is renamed into place only
 // once complete, so a crash or an error at any point leaves either the previous checkpoint or the new one.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { syncFolder, temporaryPath } from "../torch/files.js";
+import { syncFolder, temporaryPath, writeFileDurably } from "../torch/files.js";
 
-
-/** Writes a file and fsyncs it (inside a checkpoint folder being filled; the folder rename is what makes it atomic). */
-export function writeFileDurably(path: string, data: string | Uint8Array): void {
-  const fd = openSync(path, "w");
-  try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { writeFileDurably };
 
 export function writeJsonDurably(path: string, value: unknown): void {
   writeFileDurably(path, JSON.stringify(value, null, 2) + "\n");
