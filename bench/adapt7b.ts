@@ -4,42 +4,22 @@
 //         tokens; bf16 weights, bf16 autocast, fused AdamW): tokens/s and peak GPU memory.
 //   head: a classification head trained 10 epochs over 2,000 samples on the frozen backbone, features computed once
 //         and cached, against the loop that re-runs the backbone every epoch (timed for 2 epochs).
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { AdamW, F, arange, autocast, cat, cuda, full, keep, manualSeed, noGrad, randint, randn, randperm, tidy, type Tensor } from "../src/index.js";
+import { AdamW, F, arange, autocast, cat, cuda, full, keep, manualSeed, noGrad, randint, randperm, tidy, type Tensor } from "../src/index.js";
+import { device, llavaRows, llavaShape, onCuda, report, sync } from "./llava_bench.js";
 import { loadPretrained } from "../src/models/index.js";
 import { adaptModel } from "../src/adapt/index.js";
 import { ClassificationHead, poolHidden } from "../src/heads/classification.js";
 import type { LlavaForConditionalGeneration } from "../src/models/llava/model.js";
 
 const [mode, folder] = process.argv.slice(2);
-const device = process.env.BENCH_DEVICE ?? "cuda";
-const onCuda = device.startsWith("cuda");
-// Sizes come from the checkpoint's config, so the script also runs on a tiny fixture (BENCH_DEVICE=cpu) as a check.
-const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
-const IMAGE_TOKEN: number = config.image_token_index ?? config.image_token_id;
-const IMAGE_TOKENS: number = config.image_seq_length;
-const IMAGE_SIZE: number = config.vision_config.image_size;
-const TEXT_VOCAB = Math.min(32000, IMAGE_TOKEN);
+const shape = llavaShape(folder);
+const config = shape.config;
 const small = !onCuda; // the CPU check runs a few samples only
 const LORA = { batch: 4, text: 128, warmup: small ? 1 : 3, steps: small ? 2 : 10 };
 const HEAD = { samples: small ? 48 : 2000, classes: 10, text: 16, batch: 32, epochs: 10, rerunEpochs: 2 };
 
-const sync = () => { if (onCuda) cuda.synchronize(); };
 const bf16 = <T>(fn: () => T): T => (onCuda ? autocast("cuda", "bf16", fn) : fn());
-function report(bench: string, figures: Record<string, number | string>): void {
-  console.log(JSON.stringify({ bench, impl: "vlmkit", ...figures }));
-}
-
-/** [batch, 1 + 576 + text - 1] ids (one text token, the image, the rest of the text) and pixels. */
-function rows(batch: number, textTokens: number, seed: number): { ids: Tensor; pixels: Tensor } {
-  manualSeed(seed);
-  return tidy(() => {
-    const text = randint(0, TEXT_VOCAB, [batch, textTokens], { device });
-    const ids = cat([text.slice(1, 0, 1), full([batch, IMAGE_TOKENS], IMAGE_TOKEN, { dtype: "int64", device }), text.slice(1, 1)], 1);
-    return { ids, pixels: randn([batch, 3, IMAGE_SIZE, IMAGE_SIZE], { device }).to(onCuda ? "bf16" : "float32") };
-  });
-}
+const rows = (batch: number, textTokens: number, seed: number) => llavaRows(shape, batch, textTokens, seed, onCuda ? "bfloat16" : "float32");
 
 const model = await loadPretrained<LlavaForConditionalGeneration>(folder, { device, dtype: onCuda ? "bf16" : "float32" });
 sync();
@@ -53,7 +33,7 @@ if (mode === "lora") {
   const optimizer = new AdamW(adapted.trainable.map(([, p]) => p), { lr: 1e-4 });
   const { ids, pixels } = rows(LORA.batch, LORA.text, 0);
   const mask = full(ids.shape, 1, { dtype: "int64", device });
-  const labels = keep(ids.maskedFill(ids.eq(IMAGE_TOKEN), -100));
+  const labels = keep(ids.maskedFill(ids.eq(shape.imageToken), -100));
   if (onCuda) cuda.resetPeakMemoryStats();
   let loss = 0;
   const step = () => tidy(() => {

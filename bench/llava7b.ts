@@ -1,37 +1,19 @@
 // LLaVA-1.5-7B-shaped benchmark, vlmkit side (bench/llava7b_transformers.py is the transformers side and
 // makes the random bf16 checkpoint both load). Usage: node dist/bench/llava7b.js DIR
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { existsSync } from "node:fs";
-import { cat, cuda, full, noGrad, randint, randn, tidy, manualSeed, readSafetensors, F, type Tensor } from "../src/index.js";
+import { cuda, full, noGrad, tidy, readSafetensors, F } from "../src/index.js";
+import { device, llavaRows, llavaShape, report, sync } from "./llava_bench.js";
 import { loadPretrained } from "../src/models/index.js";
 import { generate } from "../src/models/generation.js";
 import type { LlavaForConditionalGeneration } from "../src/models/llava/model.js";
 
 const folder = process.argv[2];
-const device = process.env.BENCH_DEVICE ?? "cuda";
-// Sizes come from the checkpoint's config, so the script also runs on a tiny fixture (BENCH_DEVICE=cpu) as a check.
-const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8"));
-const IMAGE_TOKEN: number = config.image_token_index ?? config.image_token_id;
-const IMAGE_TOKENS: number = config.image_seq_length;
-const IMAGE_SIZE: number = config.vision_config.image_size;
-const TEXT_VOCAB = Math.min(32000, IMAGE_TOKEN);
-const sync = () => { if (device.startsWith("cuda")) cuda.synchronize(); };
+const shape = llavaShape(folder);
+const inputs = (batch: number, textTokens: number) => llavaRows(shape, batch, textTokens, 0, "bfloat16");
 
-function report(bench: string, figures: Record<string, number>): void {
-  console.log(JSON.stringify({ bench, impl: "vlmkit", ...figures }));
-}
 const peakHostGiB = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))![1]) / 2 ** 20;
 const checkpointGiB = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).reduce((sum, f) => sum + statSync(join(folder, f)).size, 0) / 2 ** 30;
-
-function inputs(batch: number, textTokens: number): { ids: Tensor; pixels: Tensor } {
-  manualSeed(0);
-  return tidy(() => {
-    const text = randint(0, TEXT_VOCAB, [batch, textTokens], { device });
-    const ids = cat([text.slice(1, 0, 1), full([batch, IMAGE_TOKENS], IMAGE_TOKEN, { dtype: "int64", device }), text.slice(1, 1)], 1);
-    return { ids, pixels: randn([batch, 3, IMAGE_SIZE, IMAGE_SIZE], { device, dtype: "bf16" }) };
-  });
-}
 
 let start = performance.now();
 const model = await loadPretrained<LlavaForConditionalGeneration>(folder, { device, dtype: "bf16" });
