@@ -20,7 +20,7 @@ import { classificationReport, confusionMatrix, confusionMatrixCsv, formatClassi
 import { confusionMatrixPng } from "../eval/confusion_png.js";
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { mergeConfigs, readRunConfig, runConfigToYaml, type AdaptationConfig, type RunConfig } from "./config.js";
-import { DEFAULT_QUESTION, MediaCache, generateAnswers, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
+import { DEFAULT_QUESTION, MediaCache, MediaError, generateAnswers, loadVlm, saveModelFolder, type LoadedVlm, type PromptItem } from "./vlm.js";
 import { SampleSource, VlmClassificationTask, VlmSftTask, argmax, openFeatureCache, type ConversationSample, type VisualSample } from "./tasks.js";
 import type { FeatureCache } from "../heads/feature_cache.js";
 import { readConversationRecords, promptMessages, referenceAnswer, type ConversationRecord } from "./conversation_records.js";
@@ -146,7 +146,8 @@ function keepDecodable<R extends { images?: string[]; video?: string; source: st
       media.get(record);
       return true;
     } catch (error) {
-      skipped.push({ source: record.source, reason: (error as Error).message.replace(`${record.source}: `, "") });
+      if (!(error instanceof MediaError)) throw error;
+      skipped.push({ source: record.source, reason: error.reason });
       return false;
     }
   });

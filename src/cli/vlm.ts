@@ -95,6 +95,16 @@ export function loadRecordImages(record: Pick<LabeledRecord, "images" | "video" 
   throw new Error(`${record.source}: the record has neither images nor a video`);
 }
 
+/** A record's media could not be read or decoded: the message names the record (file:line) and the decoder's reason. */
+export class MediaError extends Error {
+  constructor(
+    readonly source: string,
+    readonly reason: string,
+  ) {
+    super(reason.includes(source) ? reason : `${source}: ${reason}`);
+  }
+}
+
 /** Decoded media by record source, so epochs after the first decode nothing. */
 export class MediaCache {
   readonly #images = new Map<string, RgbImage[]>();
@@ -107,9 +117,7 @@ export class MediaCache {
       try {
         images = loadRecordImages(record, this.numFrames);
       } catch (error) {
-        // name the record (file:line) as well as the media file the decoder names
-        const message = (error as Error).message;
-        throw new Error(message.includes(record.source) ? message : `${record.source}: ${message}`);
+        throw new MediaError(record.source, (error as Error).message);
       }
       this.#images.set(key, images);
     }
