@@ -8,7 +8,7 @@ import { AdamW, F, arange, autocast, cat, cuda, full, keep, manualSeed, noGrad, 
 import { device, llavaRows, llavaShape, onCuda, report, sync } from "./llava_bench.js";
 import { loadPretrained } from "../src/models/index.js";
 import { adaptModel } from "../src/adapt/index.js";
-import { ClassificationHead, poolHidden } from "../src/heads/classification.js";
+import { ClassificationHead, poolHidden } from "../src/tasks/classification_head.js";
 import type { LlavaForConditionalGeneration } from "../src/models/llava/model.js";
 
 const [mode, folder] = process.argv.slice(2);

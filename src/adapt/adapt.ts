@@ -249,11 +249,12 @@ function linearNames(model: Module, component: Component, prefixes: ComponentPre
  * Freezes the whole model, then applies the plan component by component (components left out stay frozen):
  * "full" unfreezes the component, "lora" wraps the Linear layers its targetModules select inside the
  * component (layers already wrapped keep their adapter and become trainable again). Logs what each
- * component got, the matched layers (count and a few paths) and PEFT's trainable-parameter line.
+ * component got, the matched layers (count and a few paths) and PEFT's trainable-parameter line. `components` gives
+ * the component paths (a VisionLanguageModel's components()); by default they are read from the model's layout.
  */
-export function adaptModel(model: Module, plan: AdaptationPlan, log: (line: string) => void = () => {}): AdaptResult {
+export function adaptModel(model: Module, plan: AdaptationPlan, log: (line: string) => void = () => {}, components?: ComponentPrefixes): AdaptResult {
   checkPlan(plan);
-  const prefixes = componentPrefixes(model);
+  const prefixes = components ?? componentPrefixes(model);
   const naming = peftNaming(model);
   const where = (component: Component) => (component === "head" ? "outside the other components" : `under ${prefixes[component].map((p) => p || "(the whole model)").join(", ")}`);
   model.freeze();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The `vlmkit` command. Each subcommand is a thin shell over the library (src/cli/commands.ts wires it).
-import { ConfigError, booleanFlagNames, configFromFlags, describeSchema, mergeConfigs, normaliseFlagName, readRunConfig, splitArgs, type RunConfig } from "./config.js";
+// The `vlmkit` command. Each subcommand parses its flags, calls the library (src/runs/) and prints.
+import { ConfigError, booleanFlagNames, configFromFlags, describeSchema, mergeConfigs, normaliseFlagName, readRunConfig, splitArgs, type RunConfig } from "../runs/config.js";
 
 const usage = `usage: vlmkit <command> [options]
 
@@ -50,7 +50,7 @@ async function train(argv: string[]): Promise<number> {
   if (configFlags.length > 1) throw new Error("vlmkit train: give --config once");
   const fromFile: RunConfig = configFlags.length ? readRunConfig(configFlags[0][1]) : {};
   const fromFlags = configFromFlags(flags.filter(([name]) => name !== "config" && name !== "c"));
-  const { trainRun } = await import("./commands.js");
+  const { trainRun } = await import("../runs/index.js");
   const summary = await trainRun(mergeConfigs(fromFile, fromFlags));
   console.log(`run folder: ${summary.runDir}`);
   return 0;
@@ -61,7 +61,7 @@ async function evaluate(argv: string[]): Promise<number> {
   const options = commandFlags(flags, { run: "string", data: "string", split: "string", cache_dir: "string" }, "eval");
   const runDir = (options.run as string | undefined) ?? positional[0];
   if (!runDir) throw new Error("vlmkit eval: give the run folder: vlmkit eval --run runs/x [--data test.jsonl]");
-  const { evalRun } = await import("./commands.js");
+  const { evalRun } = await import("../runs/index.js");
   const cacheDir = options.cache_dir === undefined ? undefined : options.cache_dir === "null" ? null : (options.cache_dir as string);
   const evaluation = await evalRun(runDir, { data: options.data as string | undefined, split: options.split as string | undefined, cacheDir });
   console.log(evaluation.text);
@@ -74,7 +74,7 @@ async function predict(argv: string[]): Promise<number> {
   const options = commandFlags(flags, { run: "string", input: "list", top_k: "number", prompt: "string" }, "predict");
   const inputs = [...((options.input as string[] | undefined) ?? []), ...positional];
   if (!options.run) throw new Error("vlmkit predict: give the run folder: vlmkit predict --run runs/x image.png [clip.mp4 ...]");
-  const { predictRun } = await import("./commands.js");
+  const { predictRun } = await import("../runs/index.js");
   const predictions = await predictRun(options.run as string, inputs, { topK: options.top_k as number | undefined, prompt: options.prompt as string | undefined });
   console.log(JSON.stringify(predictions.length === 1 ? predictions[0] : predictions, null, 2));
   return 0;
@@ -92,7 +92,7 @@ async function generateCommand(argv: string[]): Promise<number> {
   const inputs = [...((options.image as string[] | undefined) ?? []), ...((options.video as string[] | undefined) ?? []), ...positional];
   if (inputs.length === 0) throw new Error("vlmkit generate: give an image (--image a.png) or a video (--video clip.mp4)");
   if (!options.prompt) throw new Error('vlmkit generate: give the question with --prompt "What is in the image?"');
-  const { generateText } = await import("./commands.js");
+  const { generateText } = await import("../runs/index.js");
   const text = await generateText(
     { run: options.run as string | undefined, model: options.model as string | undefined, modelConfig: options.model_config as string | undefined },
     inputs,
@@ -106,7 +106,7 @@ async function generateCommand(argv: string[]): Promise<number> {
 async function demo(argv: string[]): Promise<number> {
   const { positional, flags } = splitArgs(argv, new Set(["quick"]));
   const options = commandFlags(flags, { dir: "string", quick: "boolean", floor: "number" }, "demo");
-  const { runDemo } = await import("./demo.js");
+  const { runDemo } = await import("../runs/demo.js");
   const result = await runDemo({ dir: (options.dir as string | undefined) ?? positional[0], quick: options.quick as boolean | undefined, floor: options.floor as number | undefined });
   return result.passed ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { decodeImage } from "./image.js";
+import { isFrameFolder } from "./frame_folder.js";
 import { seededRandom, shuffledIndices } from "../torch/seeded_random.js";
 
 export interface LabeledRecord {
@@ -180,4 +181,11 @@ export function splitRecords<T>(records: T[], valRatio: number, seed: number): {
   const order = shuffledIndices(records.length, seededRandom(seed));
   const valCount = Math.round(records.length * valRatio);
   return { val: order.slice(0, valCount).map((i) => records[i]), train: order.slice(valCount).map((i) => records[i]) };
+}
+
+/** Labeled records of a JSONL file or an image folder (one subfolder per class). */
+export function readLabeledRecords(path: string, options: Omit<ReadOptions, "baseDir"> = {}): RecordSet {
+  const resolved = resolve(path);
+  if (!existsSync(resolved)) throw new Error(`${path}: no such file or folder`);
+  return isFrameFolder(resolved) && !resolved.endsWith(".jsonl") ? readImageFolder(resolved, options) : readJsonlRecords(resolved, options);
 }

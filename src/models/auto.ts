@@ -10,6 +10,7 @@ import {
   type GenerationConfig, type LoadDType, type LoadWeightsOptions,
 } from "./common/hf_folder.js";
 import type { CausalLMInputs, CausalLMOutput } from "./common/outputs.js";
+import type { VlmFactory } from "./vlm.js";
 
 export interface LoadPretrainedOptions {
   /** Where the weights go (default "cpu"). */
@@ -32,6 +33,8 @@ interface ArchitectureEntry {
   modelType: string;
   loader: ArchitectureLoader;
   architectures: string[];
+  /** Vision-language families: wraps a loaded model in the VLM interface (src/models/vlm.ts). */
+  vlm?: VlmFactory;
 }
 
 const registry = new Map<string, ArchitectureEntry>();
@@ -40,13 +43,24 @@ const registry = new Map<string, ArchitectureEntry>();
  * Makes loadPretrained() build folders whose config.json has this model_type (or, when model_type is
  * absent, one of these transformers class names in "architectures"). Registering a type again replaces it.
  */
-export function registerArchitecture(modelType: string, loader: ArchitectureLoader, options: { architectures?: string[] } = {}): void {
-  registry.set(modelType, { modelType, loader, architectures: options.architectures ?? [] });
+export function registerArchitecture(modelType: string, loader: ArchitectureLoader, options: { architectures?: string[]; vlm?: VlmFactory } = {}): void {
+  registry.set(modelType, { modelType, loader, architectures: options.architectures ?? [], vlm: options.vlm });
 }
 
 /** The model_type values loadPretrained() understands, sorted. */
 export function supportedModelTypes(): string[] {
   return [...registry.keys()].sort();
+}
+
+/** The model_type values loadVlm() understands (families registered with a VLM factory), sorted. */
+export function supportedVlmTypes(): string[] {
+  return [...registry.values()].filter((entry) => entry.vlm).map((entry) => entry.modelType).sort();
+}
+
+/** The registered family of a config file: its model_type and, for vision-language families, the VLM factory. */
+export function vlmFactoryOf(configFile: string): { modelType: string; vlm?: VlmFactory } {
+  const entry = findEntry(readConfigFile(configFile));
+  return { modelType: entry.modelType, vlm: entry.vlm };
 }
 
 function findEntry(config: ConfigReader): ArchitectureEntry {

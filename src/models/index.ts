@@ -7,9 +7,15 @@ import "./siglip/index.js";
 import "./llava/index.js";
 
 export {
-  loadPretrained, registerArchitecture, buildFromConfig, registerConfigBuilder, type ConfigBuilder, supportedModelTypes, registerCausalLM, buildCausalLM, causalLMLoader,
+  loadPretrained, registerArchitecture, buildFromConfig, registerConfigBuilder, type ConfigBuilder, supportedModelTypes, supportedVlmTypes, registerCausalLM, buildCausalLM, causalLMLoader,
   type LoadPretrainedOptions, type PretrainedContext, type ArchitectureLoader, type PretrainedModel, type CausalLM, type CausalLMBuilder,
 } from "./auto.js";
+export {
+  loadVlm, saveModelFolder, generateAnswers, componentPrefixesOf, pickHiddenState, DEFAULT_QUESTION, PROCESSOR_FILES,
+  type VisionLanguageModel, type VlmSource, type LoadVlmOptions, type VlmContext, type VlmFactory, type VlmPrompt, type VlmInputs,
+  type VlmForwardOutput, type VlmComponent, type VlmComponentName, type ImageEncoding, type TextEncoding, type VlmGenerateOptions, type ImageSize, type ChatMessage,
+} from "./vlm.js";
+export { poolHidden, type Pooling } from "./common/pooling.js";
 export { generate, topKFilter, topPFilter, type GenerateOptions, type GenerativeModel, type DecodingTokenizer } from "./generation.js";
 export { KVCache } from "./common/kv_cache.js";
 export { causalLMLoss, type CausalLMInputs, type CausalLMOutput, type DecoderOutput, type CausalLMLossOptions } from "./common/outputs.js";

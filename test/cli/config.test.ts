@@ -10,8 +10,8 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
   ConfigError, booleanFlagNames, configFromFlags, mergeConfigs, readRunConfig, runConfigToYaml, splitArgs, suggestKey, validateRunConfig,
-} from "../../src/cli/config.js";
-import { resolveRunConfig } from "../../src/cli/commands.js";
+} from "../../src/runs/config.js";
+import { resolveRunConfig } from "../../src/runs/resolve.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-config-"));
 function runFile(text: string, name = "run.yaml"): string {

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runDemo } from "../../src/cli/demo.js";
-import { evalRun, predictRun } from "../../src/cli/commands.js";
+import { runDemo } from "../../src/runs/demo.js";
+import { evalRun, predictRun } from "../../src/runs/use.js";
 import { liveTensorCount } from "../../src/index.js";
 import { decodePng } from "../../src/data/png.js";
 import { confusionLayout } from "../../src/eval/confusion_png.js";
@@ -28,13 +28,13 @@ test("the demo trains every stage and the frozen-feature head reaches the 90% fl
   assert.equal(stage("images-head").featureComputations, 2250);
   assert.ok(stage("images-head").train.steps >= 1000);
   // the held-out report's accuracy is the one computed from its own per-class numbers
-  const report = stage("images-head").evaluation!.report;
+  const report = stage("images-head").evaluation!.report!;
   assert.equal(report.total, 450);
   assert.equal(report.accuracy, report.classes.reduce((s, c) => s + c.recall * c.support, 0) / report.total);
   // the other stages learned something real (chance: 11% for 9 classes, 25% for 4 directions)
-  assert.ok(stage("images-lora").evaluation!.report.accuracy > 0.6, output);
-  assert.ok(stage("images-sft").evaluation!.report.accuracy > 0.3, output);
-  assert.ok(stage("video-head").evaluation!.report.accuracy > 0.6, output);
+  assert.ok(stage("images-lora").evaluation!.report!.accuracy > 0.6, output);
+  assert.ok(stage("images-sft").evaluation!.report!.accuracy > 0.3, output);
+  assert.ok(stage("video-head").evaluation!.report!.accuracy > 0.6, output);
   assert.match(output, /head vs generation on the same held-out images: head \d+\.\d% \(frozen\) \/ \d+\.\d% \(LoRA\) vs parsed answers \d+\.\d%/);
   assert.match(output, /trainable params: [\d,]+ \|\| all params: [\d,]+ \|\| trainable%: [\d.]+/);
 
@@ -57,7 +57,7 @@ test("the demo trains every stage and the frozen-feature head reaches the 90% fl
 
   // `vlmkit eval` on a run folder reloads base + adapter + head and scores as training did
   const again = await evalRun(lora, {}, () => {});
-  assert.equal(again.report.accuracy, stage("images-lora").evaluation!.report.accuracy);
+  assert.equal(again.report!.accuracy, stage("images-lora").evaluation!.report!.accuracy);
   // `vlmkit predict`: top-k sorted, probabilities of a distribution, the true class of a clear image on top
   const firstVal = JSON.parse(readFileSync(join(dir, "data", "val.jsonl"), "utf8").split("\n")[0]);
   const [prediction] = await predictRun(join(dir, "runs", "images-head"), [join(dir, "data", firstVal.image)], { topK: 3 });

@@ -1,14 +1,17 @@
-// LLaVA: registers "llava" with loadPretrained() and exports the model, its config, the checkpoint key
+// LLaVA: registers "llava" with loadPretrained() and loadVlm() and exports the model, its config, the checkpoint key
 // renaming and the processor.
 import { registerArchitecture, registerConfigBuilder } from "../auto.js";
 import { loadWeights } from "../common/hf_folder.js";
 import { isPositionIdsBuffer } from "../clip/index.js";
 import { parseLlavaConfig } from "./config.js";
 import { buildLlavaForLoading, LlavaForConditionalGeneration } from "./model.js";
+import { LlavaVlm } from "./vlm.js";
 
 export * from "./config.js";
 export * from "./model.js";
 export * from "./processor.js";
+export { LlavaVlm, loadLlavaProcessor } from "./vlm.js";
+export { writeTinyLlavaFolder, tinyLlavaConfig, vocabularyOf, wordLevelTokenizerJson, type TinyLlavaOptions } from "./tiny_folder.js";
 
 /**
  * Maps a LLaVA checkpoint key to our (transformers 5) name, or null to drop it. Accepts transformers 5's
@@ -40,7 +43,7 @@ registerArchitecture(
     }
     return model;
   },
-  { architectures: ["LlavaForConditionalGeneration"] },
+  { architectures: ["LlavaForConditionalGeneration"], vlm: (context) => new LlavaVlm(context) },
 );
 
 registerConfigBuilder("llava", (config) => new LlavaForConditionalGeneration(parseLlavaConfig(config)));

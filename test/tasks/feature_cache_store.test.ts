@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { tensor, type Tensor } from "../../src/torch/index.js";
-import { FeatureCache, FileHasher, canonicalJson } from "../../src/heads/feature_cache.js";
+import { FeatureCache, FileHasher, canonicalJson } from "../../src/tasks/feature_cache.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-fcache-"));
 

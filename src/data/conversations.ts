@@ -3,8 +3,14 @@
 // {messages: [{role, content: "text" | [{type: "image", image?}, {type: "text", text}]}], images?}.
 // Each row becomes messages with one image placeholder per image; an optional "label" names its class.
 import { existsSync } from "node:fs";
-import { BadRecord, forEachJsonlRow, type SkippedRecord } from "../data/records.js";
-import type { ChatMessage } from "./tasks.js";
+import { BadRecord, forEachJsonlRow, type SkippedRecord } from "./records.js";
+
+/** One turn of a conversation, with one image placeholder in the text per image. */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant";
+  content: string;
+  [key: string]: unknown;
+}
 
 export interface ConversationRecord {
   /** "file:line". */

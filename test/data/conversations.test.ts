@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readConversationRecords, referenceAnswer, promptMessages } from "../../src/cli/conversation_records.js";
+import { readConversationRecords, referenceAnswer, promptMessages } from "../../src/data/conversations.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-conversations-"));
 writeFileSync(join(dir, "a.png"), "not decoded here");

@@ -7,10 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodePng } from "../../src/data/image.js";
 import { evenFrameIndices } from "../../src/data/frame_folder.js";
-import { generateText, loadInput, readLabeledRecords } from "../../src/cli/commands.js";
-import { readConversationRecords } from "../../src/cli/conversation_records.js";
-import { MediaCache } from "../../src/cli/vlm.js";
-import { vocabularyOf, writeTinyLlavaFolder } from "../../src/cli/tiny_model.js";
+import { generateText } from "../../src/runs/use.js";
+import { readLabeledRecords } from "../../src/data/records.js";
+import { readConversationRecords } from "../../src/data/conversations.js";
+import { MediaCache, loadInput } from "../../src/data/media.js";
+import { vocabularyOf, writeTinyLlavaFolder } from "../../src/models/llava/tiny_folder.js";
 import { FFV1, encodeVideo, knownFrames, noFfmpeg, whichFrame } from "../data/video_fixtures.js";
 
 const skip = noFfmpeg;
@@ -39,7 +40,7 @@ test("{video} rows naming a video file load through readLabeledRecords and Media
   const { dir, frames } = clips();
   const jsonl = join(dir, "train.jsonl");
   writeFileSync(jsonl, '{"video": "clips/walk.mkv", "label": "walk"}\n{"video": "clips/walk", "label": "still"}\n');
-  const set = readLabeledRecords(jsonl, ["still", "walk"], false);
+  const set = readLabeledRecords(jsonl, { labels: ["still", "walk"] });
   assert.deepEqual(set.records.map((r) => [r.video, r.labelIndex]), [[join(dir, "clips", "walk.mkv"), 1], [join(dir, "clips", "walk"), 0]]);
   const media = new MediaCache(6);
   const fromFile = media.get(set.records[0]);

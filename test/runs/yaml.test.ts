@@ -2,7 +2,7 @@
 // refuses (with file:line), and that what it writes reads back equal.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseYaml, stringifyYaml, resolvePlainScalar, YamlError, type YamlValue } from "../../src/cli/yaml.js";
+import { parseYaml, stringifyYaml, resolvePlainScalar, YamlError, type YamlValue } from "../../src/runs/yaml.js";
 
 test("block maps and lists, flow collections, quoting and comments", () => {
   const text = [

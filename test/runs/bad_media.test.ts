@@ -6,10 +6,11 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeTinyLlavaFolder, vocabularyOf } from "../../src/cli/tiny_model.js";
+import { writeTinyLlavaFolder, vocabularyOf } from "../../src/models/llava/tiny_folder.js";
 import { writeSyntheticDataset, SYNTHETIC_QUESTION, syntheticImageLabels } from "../../src/data/synthetic.js";
-import { evalRun, trainRun } from "../../src/cli/commands.js";
-import type { RunConfig } from "../../src/cli/config.js";
+import { evalRun } from "../../src/runs/use.js";
+import { trainRun } from "../../src/runs/train.js";
+import type { RunConfig } from "../../src/runs/config.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-bad-media-"));
 const words = vocabularyOf([SYNTHETIC_QUESTION, ...syntheticImageLabels().map((l) => `a ${l}`)]);
@@ -44,10 +45,10 @@ test("with skip_bad the record is dropped and reported; training and eval go on 
   const output = lines.join("\n");
   assert.match(output, /skipped 1 bad record\(s\):\n\s+\S*with_corrupt\.jsonl:3: \S*corrupt\.png: invalid PNG/);
   assert.match(output, /data: 8 training and 4 validation records/);
-  assert.equal(summary.evaluation!.report.total, 4);
+  assert.equal(summary.evaluation!.report!.total, 4);
   // eval of the run on the file with the bad row: the run's skip_bad applies, the report counts the good rows
   const evalLines: string[] = [];
   const evaluation = await evalRun(summary.runDir, { data: withCorrupt }, (line) => evalLines.push(line));
-  assert.equal(evaluation.report.total, 8);
+  assert.equal(evaluation.report!.total, 8);
   assert.match(evalLines.join("\n"), /with_corrupt\.jsonl:3/);
 });

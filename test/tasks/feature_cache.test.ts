@@ -8,17 +8,18 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, truncateSync, utimesSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildFromConfig, liveTensorCount, manualSeed, readSafetensors, tidy, writeSafetensors, type LlavaForConditionalGeneration, type Tensor } from "../../src/index.js";
-import { writeTinyLlavaFolder, vocabularyOf } from "../../src/cli/tiny_model.js";
+import { writeTinyLlavaFolder, vocabularyOf } from "../../src/models/llava/tiny_folder.js";
 import { writeSyntheticDataset, SYNTHETIC_QUESTION, syntheticImageLabels, makeSyntheticImages } from "../../src/data/synthetic.js";
 import { readJsonlRecords } from "../../src/data/records.js";
 import { loadImage } from "../../src/data/image.js";
 import { encodePng } from "../../src/data/image.js";
 import { readMetrics } from "../../src/train/metrics_log.js";
-import { loadVlm, saveModelFolder, type LoadedVlm } from "../../src/cli/vlm.js";
-import { SampleSource, VlmClassificationTask, openFeatureCache, type ClassificationTaskOptions, type VisualSample } from "../../src/cli/tasks.js";
-import { ClassificationHead } from "../../src/heads/classification.js";
-import { evalRun, trainRun } from "../../src/cli/commands.js";
-import type { RunConfig } from "../../src/cli/config.js";
+import { loadVlm, saveModelFolder } from "../../src/models/vlm.js";
+import { ClassificationTask, openFeatureCache, type ClassificationTaskOptions } from "../../src/tasks/classification.js";
+import { SampleSource, type VisualSample } from "../../src/tasks/samples.js";
+import { evalRun } from "../../src/runs/use.js";
+import { trainRun } from "../../src/runs/train.js";
+import type { RunConfig } from "../../src/runs/config.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-fcache-cli-"));
 const words = vocabularyOf([SYNTHETIC_QUESTION, "what colour is it ?", ...syntheticImageLabels().map((l) => `a ${l}`)]);
@@ -95,13 +96,12 @@ interface Warmed {
 
 /** Warms a fresh task (store on unless `store` is false) over the samples and returns its counts and raw features. */
 async function warm(folder: string, options: Partial<typeof BASE> = {}, source = samples(), { store = true, log = (_: string) => {} } = {}): Promise<Warmed> {
-  const vlm: LoadedVlm = await loadVlm({ model: { path: folder, device: "cpu" } });
+  const vlm = await loadVlm({ path: folder }, { device: "cpu" });
   const liveBefore = liveTensorCount();
   try {
     const settings = { ...BASE, ...options };
-    const head = new ClassificationHead({ inputSize: 32, numClasses: 2, hiddenSize: 0 });
-    const task = new VlmClassificationTask(vlm, head, {
-      ...settings, frozenBackbone: true, cacheFeatures: true, normalizeFeatures: false, topK: 1,
+    const task = new ClassificationTask(vlm, {
+      labels: ["a", "b"], ...settings, headHiddenSize: 0, frozenBackbone: true, cacheFeatures: true, normalizeFeatures: false, topK: 1,
       store: store ? openFeatureCache(vlm, settings, { dir: cacheRoot, weightsFolder: folder, numFrames: 8, log }) : null,
     });
     const counts = task.warmCache(source, 4);
@@ -109,13 +109,12 @@ async function warm(folder: string, options: Partial<typeof BASE> = {}, source =
     const features = tidy(() => task.features(all).toArray() as number[][]);
     const result = { ...counts, featureComputations: task.featureComputations, features };
     task.dispose();
-    head.dispose();
     // loading, saving and the cache's tensors leak nothing (the model's first forward pass keeps one tensor of its own)
     const grown = liveTensorCount() - liveBefore;
     assert.ok(grown <= (counts.computed > 0 ? 1 : 0), `live tensors grew by ${grown} (${counts.loaded} loaded, ${counts.computed} computed)`);
     return result;
   } finally {
-    vlm.model.dispose();
+    vlm.dispose();
   }
 }
 

@@ -10,9 +10,10 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeSyntheticDataset, syntheticImageLabels, DIRECTIONS, SYNTHETIC_QUESTION, SYNTHETIC_VIDEO_QUESTION } from "../data/synthetic.js";
+import { writeTinyLlavaFolder, vocabularyOf } from "../models/llava/tiny_folder.js";
 import { runConfigToYaml, type RunConfig } from "./config.js";
-import { trainRun, type Log, type TrainSummary } from "./commands.js";
-import { vocabularyOf, writeTinyLlavaFolder } from "./tiny_model.js";
+import { trainRun, type TrainSummary } from "./train.js";
+import type { Log } from "./resolve.js";
 
 export interface DemoOptions {
   /** Where data, model and runs go (default ./vlmkit-demo). */
@@ -115,25 +116,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     log(`\n[${i + 1}/${runs.length}] ${run.name}: ${run.what}  (vlmkit train --config ${runFile})`);
     const summary = await trainRun(run.config, (line) => log(`  ${line}`));
     stages.push({ name: run.name, what: run.what, summary });
-    log(`  done in ${summary.seconds.toFixed(1)} s: held-out top-1 ${summary.evaluation ? pct(summary.evaluation.report.accuracy) : "n/a"}`);
+    log(`  done in ${summary.seconds.toFixed(1)} s: held-out top-1 ${summary.evaluation?.report ? pct(summary.evaluation.report.accuracy) : "n/a"}`);
   }
 
   const byName = new Map(stages.map((s) => [s.name, s]));
-  const accuracy = (name: string) => byName.get(name)?.summary.evaluation?.report.accuracy ?? 0;
+  const accuracy = (name: string) => byName.get(name)?.summary.evaluation?.report?.accuracy ?? 0;
   const headAccuracy = accuracy("images-head");
   const seconds = (performance.now() - started) / 1000;
   log("\n=== summary (held-out data, best checkpoints) ===");
   for (const stage of stages) {
     const evaluation = stage.summary.evaluation;
+    const report = evaluation?.report;
     const extra = stage.summary.task === "generation" && evaluation
       ? `  (unparseable answers ${pct(evaluation.metrics.unparseable ?? 0)})`
       : stage.summary.featureComputations !== undefined ? `  (backbone passes: ${stage.summary.featureComputations} samples)` : "";
-    log(`${stage.name.padEnd(12)} ${stage.what.padEnd(70)} top-1 ${evaluation ? pct(evaluation.report.accuracy).padStart(6) : "   n/a"}  macro-F1 ${evaluation ? evaluation.report.macro.f1.toFixed(3) : "n/a"}  ${stage.summary.seconds.toFixed(1)} s${extra}`);
+    log(`${stage.name.padEnd(12)} ${stage.what.padEnd(70)} top-1 ${report ? pct(report.accuracy).padStart(6) : "   n/a"}  macro-F1 ${report ? report.macro.f1.toFixed(3) : "n/a"}  ${stage.summary.seconds.toFixed(1)} s${extra}`);
   }
-  const sft = byName.get("images-sft")?.summary.evaluation;
-  const lora = byName.get("images-lora")?.summary.evaluation;
+  const sft = byName.get("images-sft")?.summary.evaluation?.report;
+  const lora = byName.get("images-lora")?.summary.evaluation?.report;
   if (sft) {
-    log(`\nhead vs generation on the same held-out images: head ${pct(headAccuracy)} (frozen) / ${lora ? pct(lora.report.accuracy) : "n/a"} (LoRA) vs parsed answers ${pct(sft.report.accuracy)}`);
+    log(`\nhead vs generation on the same held-out images: head ${pct(headAccuracy)} (frozen) / ${lora ? pct(lora.accuracy) : "n/a"} (LoRA) vs parsed answers ${pct(sft.accuracy)}`);
   }
   log(`reports: ${join(dir, "runs", "<run>", "eval", "val")} (report.txt, report.json, confusion.csv, confusion.png)`);
   const passed = headAccuracy >= floor;

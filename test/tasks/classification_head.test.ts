@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { tensor, randn, manualSeed, noGrad, F, gradcheck } from "../../src/index.js";
-import { poolHidden, ClassificationHead, topKPredictions } from "../../src/heads/classification.js";
+import { poolHidden, ClassificationHead, topKPredictions } from "../../src/tasks/classification_head.js";
 
 // hidden[b][t] = [10 b + t, -(10 b + t)]
 const hidden = tensor([0, 1].map((b) => [0, 1, 2, 3].map((t) => [10 * b + t, -(10 * b + t)])), { dtype: "float64" });

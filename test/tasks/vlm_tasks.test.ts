@@ -7,18 +7,20 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { noGrad, tidy, loadPretrained, buildFromConfig, manualSeed, LlavaForConditionalGeneration, type Tensor } from "../../src/index.js";
-import { writeTinyLlavaFolder, vocabularyOf } from "../../src/cli/tiny_model.js";
+import { writeTinyLlavaFolder, vocabularyOf } from "../../src/models/llava/tiny_folder.js";
 import { makeSyntheticImages, SYNTHETIC_QUESTION, syntheticImageLabels } from "../../src/data/synthetic.js";
-import { loadProcessor, saveModelFolder, encodePrompts, type LoadedVlm } from "../../src/cli/vlm.js";
-import { VlmSftTask, type ConversationSample } from "../../src/cli/tasks.js";
+import { saveModelFolder } from "../../src/models/vlm.js";
+import { LlavaVlm } from "../../src/models/llava/vlm.js";
+import { SftTask } from "../../src/tasks/generation.js";
+import type { ConversationSample } from "../../src/tasks/samples.js";
 
 const dir = mkdtempSync(join(tmpdir(), "vlmkit-tiny-"));
 const words = vocabularyOf([SYNTHETIC_QUESTION, ...syntheticImageLabels().map((l) => `a ${l}`)]);
 const configPath = writeTinyLlavaFolder(join(dir, "tiny"), { words, visionHidden: 32, textHidden: 32, heads: 2 });
 const images = makeSyntheticImages(3, { seed: 1 });
 
-function vlmFor(model: LlavaForConditionalGeneration): LoadedVlm {
-  return { model, ...loadProcessor(join(dir, "tiny")), folder: join(dir, "tiny"), randomInit: true, device: "cpu" };
+function vlmFor(model: LlavaForConditionalGeneration): LlavaVlm {
+  return new LlavaVlm({ model, folder: join(dir, "tiny"), randomInit: true, device: "cpu" });
 }
 
 test("buildFromConfig: a LLaVA with random weights, the same for the same seed", () => {
@@ -45,7 +47,7 @@ test("a random base saved as a folder loads back with the same logits", async ()
   const loaded = await loadPretrained<LlavaForConditionalGeneration>(join(dir, "saved"));
   const vlm = vlmFor(model);
   const logits = (m: LlavaForConditionalGeneration) =>
-    noGrad(() => tidy(() => m.forward({ ...encodePrompts(vlm, images.map((s) => ({ images: [s.image], question: SYNTHETIC_QUESTION }))) }).logits.toArray() as number[][][]));
+    noGrad(() => tidy(() => m.forward({ ...vlm.encodePrompts(images.map((s) => ({ images: [s.image], question: SYNTHETIC_QUESTION }))) }).logits.toArray() as number[][][]));
   assert.deepEqual(logits(loaded), logits(model));
   model.dispose();
   loaded.dispose();
@@ -55,7 +57,7 @@ test("prompts: the chat template with one image token per patch, no unknown word
   manualSeed(0);
   const model = buildFromConfig<LlavaForConditionalGeneration>(configPath);
   const vlm = vlmFor(model);
-  const inputs = encodePrompts(vlm, [{ images: [images[0].image], question: SYNTHETIC_QUESTION }]);
+  const inputs = vlm.encodePrompts([{ images: [images[0].image], question: SYNTHETIC_QUESTION }]);
   const ids = (inputs.input_ids.toArray() as number[][])[0];
   const tokenizer = vlm.tokenizer;
   assert.equal(ids.filter((id) => id === vlm.processor.imageTokenId).length, (32 / 8) ** 2);
@@ -79,7 +81,7 @@ test("SFT labels: the assistant's answer and end token only; a cut inside the im
       { role: "assistant", content: "a red circle" },
     ],
   };
-  const task = new VlmSftTask(vlm, { maxLength: 512, skipTruncated: false });
+  const task = new SftTask(vlm, { maxLength: 512, skipTruncated: false });
   const encoded = task.encode(sample)!;
   const tokenizer = vlm.tokenizer;
   const id = (token: string) => tokenizer.tokenToId(token)!;
@@ -90,13 +92,13 @@ test("SFT labels: the assistant's answer and end token only; a cut inside the im
   const learned = encoded.labels.map((label, i) => (label === -100 ? null : [i, label]));
   assert.deepEqual(learned.filter((x) => x !== null), [[27, id("a")], [28, id("red")], [29, id("circle")], [30, id("<|im_end|>")]]);
 
-  const short = new VlmSftTask(vlm, { maxLength: 10, skipTruncated: false });
+  const short = new SftTask(vlm, { maxLength: 10, skipTruncated: false });
   assert.throws(() => short.encode(sample), /sft\.jsonl:1: 31 tokens, and data\.max_length 10 would cut inside its image tokens.*generation\.skip_truncated/);
-  const skipping = new VlmSftTask(vlm, { maxLength: 10, skipTruncated: true });
+  const skipping = new SftTask(vlm, { maxLength: 10, skipTruncated: true });
   assert.equal(skipping.encode(sample), null);
   assert.deepEqual([...skipping.skipped], ["sft.jsonl:1"]);
   // a cut after the image tokens keeps the sample, shortened
-  const cut = new VlmSftTask(vlm, { maxLength: 29, skipTruncated: false }).encode(sample)!;
+  const cut = new SftTask(vlm, { maxLength: 29, skipTruncated: false }).encode(sample)!;
   assert.equal(cut.ids.length, 29);
   assert.deepEqual(cut.labels.slice(27), [id("a"), id("red")]);
   model.dispose();
