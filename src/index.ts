@@ -11,6 +11,7 @@ export * from "./eval/metrics.js";
 export { confusionMatrixPng, renderConfusionMatrix, confusionLayout, type ConfusionLayout } from "./eval/confusion_png.js";
 export * from "./data/records.js";
 export * from "./data/media.js";
+export { writeSyntheticDataset, makeSyntheticImages, syntheticImageLabels, SYNTHETIC_QUESTION, SYNTHETIC_VIDEO_QUESTION, DIRECTIONS, type SyntheticDatasetOptions, type SyntheticDatasetFiles } from "./data/synthetic.js";
 export { readConversationRecords, referenceAnswer, promptMessages, type ConversationRecord } from "./data/conversations.js";
 export * from "./tasks/index.js";
 export * from "./eval/reports.js";

@@ -164,7 +164,8 @@ export const defaultDevice = (): string => (cuda.isAvailable() ? "cuda" : "cpu")
 
 /**
  * Loads a vision-language model of any registered family: a Hugging Face folder (path), or random weights from a
- * config.json (config). An unsupported model_type lists the supported ones. Families register when the model zoo
+ * config.json (config), every parameter frozen (adaptModel unfreezes what a plan trains). An unsupported model_type
+ * lists the supported ones. Families register when the model zoo
  * (src/models/index.ts, which the package root imports) is imported.
  *
  *   const vlm = await loadVlm({ path: "models/llava-1.5-7b-hf" }, { dtype: "bfloat16" });
@@ -198,6 +199,8 @@ export async function loadVlm(source: VlmSource | string, options: LoadVlmOption
     manualSeed(options.seed ?? 42);
     model = buildFromConfig(configFile, { device, dtype });
   }
+  // frozen until an adaptation plan (adaptModel) says what trains
+  model.freeze();
   try {
     return factory.vlm({ model, folder, randomInit: path === undefined, device });
   } catch (error) {

@@ -84,7 +84,7 @@ export class ClassificationTask implements Task<SampleBatch> {
       numClasses: options.labels.length,
       hiddenSize: this.options.headHiddenSize,
       dropout: this.options.headDropout,
-    }).to(vlm.device);
+    }).to({ device: vlm.device });
   }
 
   get labels(): string[] {

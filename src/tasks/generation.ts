@@ -6,7 +6,7 @@ import type { DataSource, LossOutput } from "../train/index.js";
 import { generateAnswers, type VisionLanguageModel } from "../models/vlm.js";
 import { promptMessages, referenceAnswer } from "../data/conversations.js";
 import { answerReport, type ClassificationEvaluation } from "../eval/reports.js";
-import { batchesOf, type ConversationSample, type SampleBatch } from "./samples.js";
+import { allSamples, batchesOf, type ConversationSample, type SampleBatch } from "./samples.js";
 import { loadNamedTensors } from "./checkpoint_tensors.js";
 import type { ReportOptions, Task, TaskReport } from "./task.js";
 
@@ -203,8 +203,7 @@ export class SftTask implements Task<SftBatch> {
       const metrics = this.evaluate(data, batchSize);
       return { split: options.split, metrics, text: `loss ${metrics.loss.toFixed(4)}, token accuracy ${(metrics.token_accuracy * 100).toFixed(1)}%\n` };
     }
-    const samples: ConversationSample[] = [];
-    for (const batch of batchesOf(data, batchSize)) samples.push(...batch.samples);
+    const samples = allSamples(data, batchSize);
     const answers = this.answers(samples, batchSize);
     return answerReport(
       samples.map((s, i) => ({ source: s.key, labelIndex: s.labelIndex, reference: referenceAnswer(s), answer: answers[i] })),

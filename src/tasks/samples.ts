@@ -3,6 +3,8 @@
 import type { Batch, DataSource } from "../train/index.js";
 import type { RgbImage } from "../data/image.js";
 import type { ChatMessage } from "../data/conversations.js";
+import type { LabeledRecord } from "../data/records.js";
+import type { MediaCache } from "../data/media.js";
 
 /** One sample: its images (a video's frames) and its class (-1 when it has none). */
 export interface VisualSample {
@@ -42,6 +44,14 @@ export class SampleSource<S extends VisualSample = VisualSample> implements Data
   batch(indices: number[]): SampleBatch<S> {
     return { size: indices.length, samples: indices.map((i) => this.sample(i)) };
   }
+}
+
+/** Samples of labeled records, decoded on first use only (a sample whose features are cached is never decoded). */
+export function labeledSamples(records: LabeledRecord[], media: MediaCache): SampleSource {
+  return new SampleSource(records.length, (i) => {
+    const record = records[i];
+    return { key: record.source, get images() { return media.get(record); }, labelIndex: record.labelIndex, media: record.video ? [record.video] : record.images };
+  });
 }
 
 /** The data in order, batchSize samples at a time. */

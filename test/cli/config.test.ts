@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import {
@@ -85,7 +85,11 @@ test("head.cache_dir: a folder, or null for no on-disk feature cache; --cache-di
   const path = runFile("head:\n  cache_dir: [a, b]\n", "cache.yaml");
   assert.deepEqual(problems(() => readRunConfig(path)), [`${path}:2: 'head.cache_dir' must be a string or null, got a list`]);
   const base = { data: { train: "t.jsonl" }, model: { path: "m" } };
-  assert.equal(resolveRunConfig({ ...base, output_dir: "runs/x" }).head?.cache_dir, join("runs", ".vlmkit-cache", "features"));
+  // the resolved configuration holds absolute paths, so a run folder works from any working directory
+  const resolved = resolveRunConfig({ ...base, output_dir: "runs/x", data: { train: "t.jsonl", labels: "l.json" } });
+  assert.equal(resolved.head?.cache_dir, resolve("runs", ".vlmkit-cache", "features"));
+  assert.deepEqual([resolved.output_dir, resolved.data?.train, resolved.data?.labels, resolved.model?.path], [resolve("runs/x"), resolve("t.jsonl"), resolve("l.json"), resolve("m")]);
+  assert.deepEqual(resolveRunConfig({ ...base, output_dir: "/abs/x", data: { train: "t.jsonl", labels: ["a", "b"] } }).data?.labels, ["a", "b"]);
   assert.equal(resolveRunConfig({ ...base, output_dir: "runs/x", head: { cache_dir: null } }).head?.cache_dir, null);
 });
 
