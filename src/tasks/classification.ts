@@ -9,7 +9,7 @@ import { DEFAULT_QUESTION, PROCESSOR_FILES, type VisionLanguageModel } from "../
 import { ClassificationHead, poolHidden, type Pooling } from "./classification_head.js";
 import { FeatureCache, FileHasher, folderFileHashes, modelFolderIdentity, sha256, tensorDigest } from "./feature_cache.js";
 import { classifierReport, scoreMetrics, topPredictions, type ClassificationEvaluation, type ClassPrediction, type ScoredSamples } from "../eval/reports.js";
-import { batchesOf, type SampleBatch, type VisualSample } from "./samples.js";
+import { SampleSource, batchesOf, type SampleBatch, type VisualSample } from "./samples.js";
 import { loadNamedTensors } from "./checkpoint_tensors.js";
 import type { PrepareOptions, ReportOptions, Task } from "./task.js";
 
@@ -289,7 +289,8 @@ export class ClassificationTask implements Task<SampleBatch> {
   predict(samples: VisualSample[], k = this.options.topK, batchSize = 16): ClassPrediction[][] {
     this.#evalMode();
     const top = Math.min(k, this.labels.length);
-    const { probabilities } = this.scores({ length: samples.length, batch: (indices) => ({ size: indices.length, samples: indices.map((i) => ({ ...samples[i], labelIndex: 0 })) }) }, batchSize);
+    // the loss needs a class: any will do, only the probabilities are used
+    const { probabilities } = this.scores(SampleSource.of(samples.map((s) => ({ ...s, labelIndex: 0 }))), batchSize);
     return probabilities.map((p) => topPredictions(p, this.labels, top));
   }
 
