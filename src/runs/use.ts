@@ -1,0 +1,131 @@
+// Using a finished run: rebuild its model (base, adapters, task weights) from the run folder, then `vlmkit eval`
+// (a report on records), `vlmkit predict` (top-k classes or answers for files) and `vlmkit generate`.
+import { basename, extname } from "node:path";
+import { adaptModel } from "../adapt/index.js";
+import { MediaCache, loadInput } from "../data/media.js";
+import { componentPrefixesOf, generateAnswers, loadVlm, type VisionLanguageModel } from "../models/index.js";
+import type { Task, TaskReport } from "../tasks/task.js";
+import { mergeConfigs, type RunConfig } from "./config.js";
+import { RunFolder } from "./run_folder.js";
+import { adaptationPlan, evalBatchSize, isFrozen, modelSource, resolveRunConfig, type Log } from "./resolve.js";
+import { loadCheckpointFile, runKind } from "./train.js";
+import type { PredictionOutput, RunContext, RunKind } from "./run_kind.js";
+
+export interface LoadedRun {
+  folder: RunFolder;
+  /** The run's resolved configuration (with overrides). */
+  config: RunConfig;
+  labels: string[];
+  vlm: VisionLanguageModel;
+  /** The run's task with the best checkpoint's weights loaded. */
+  task: Task;
+  kind: RunKind;
+  context: RunContext;
+  dispose(): void;
+}
+
+/**
+ * Rebuilds a run's model (base, adapters, task weights) with its best checkpoint's weights; with featureCache, a
+ * frozen classification run's task reads and adds to the on-disk feature cache.
+ */
+export async function loadRun(runDir: string, overrides: RunConfig = {}, options: { featureCache?: boolean; log?: Log } = {}): Promise<LoadedRun> {
+  const folder = RunFolder.open(runDir);
+  let config = mergeConfigs(folder.readConfig(), overrides);
+  // a random-init base was saved beside the run: load it from there
+  if (folder.hasOwnModel) config = mergeConfigs(config, { model: { path: folder.modelDir, config: undefined } });
+  if (config.model?.config === undefined) delete config.model?.config;
+  config = resolveRunConfig(config);
+  const labels = folder.readLabels();
+  const weights = folder.bestWeights();
+  const log = options.log ?? console.log;
+  const { source, options: loadOptions } = modelSource(config);
+  const vlm = await loadVlm(source, loadOptions);
+  let task: Task | null = null;
+  try {
+    if (!isFrozen(config)) adaptModel(vlm.model, adaptationPlan(config), undefined, componentPrefixesOf(vlm));
+    const kind = runKind(config.task);
+    const context: RunContext = { config, vlm, media: new MediaCache(config.data!.num_frames!), folder, log };
+    task = kind.createTask(context, labels, { featureCache: options.featureCache ?? false });
+    loadCheckpointFile(task, weights);
+    vlm.model.eval();
+    for (const module of task.trainableModules()) module.eval();
+    const loaded = task;
+    return { folder, config, labels, vlm, task: loaded, kind, context, dispose: () => (loaded.dispose(), vlm.dispose()) };
+  } catch (error) {
+    task?.dispose();
+    vlm.dispose();
+    throw error;
+  }
+}
+
+export interface EvalOptions {
+  /** Records to score (default: the run's data.test, else data.val, else the split it held out of data.train). */
+  data?: string;
+  /** The report's folder name under eval/ (default: the data file's name, or test / val). */
+  split?: string;
+  /** Overrides head.cache_dir (null: no on-disk feature cache). */
+  cacheDir?: string | null;
+}
+
+/** `vlmkit eval`: scores a finished run and writes eval/<split>/. */
+export async function evalRun(runDir: string, options: EvalOptions = {}, log: Log = console.log): Promise<TaskReport> {
+  const overrides: RunConfig = options.cacheDir === undefined ? {} : { head: { cache_dir: options.cacheDir } };
+  const folder = RunFolder.open(runDir);
+  return folder.withLock(async () => {
+    const run = await loadRun(runDir, overrides, { featureCache: true, log });
+    try {
+      const data = run.config.data!;
+      const path = options.data ?? data.test ?? data.val ?? undefined;
+      const split = options.split ?? (options.data ? basename(options.data, extname(options.data)) : data.test ? "test" : "val");
+      const source = run.kind.evalData(run.context, run.labels, path);
+      const batchSize = evalBatchSize(run.config);
+      run.task.prepare?.([source], { log, batchSize });
+      return run.task.report(source, { split, outDir: run.folder.evalDir(split), batchSize });
+    } finally {
+      run.dispose();
+    }
+  });
+}
+
+export type { PredictionOutput } from "./run_kind.js";
+
+/** `vlmkit predict`: top-k classes (classification runs) or the parsed answer (generation runs) per input file. */
+export async function predictRun(runDir: string, inputs: string[], options: { topK?: number; prompt?: string } = {}): Promise<PredictionOutput[]> {
+  if (inputs.length === 0) throw new Error("predict needs at least one input (an image file or a video)");
+  const run = await loadRun(runDir);
+  try {
+    const frames = run.config.data!.num_frames!;
+    const items = inputs.map((input) => ({ input, images: loadInput(input, frames) }));
+    return run.kind.predict(run.task, run.context, items, options);
+  } finally {
+    run.dispose();
+  }
+}
+
+export interface GenerateSource {
+  run?: string;
+  model?: string;
+  modelConfig?: string;
+}
+
+/** `vlmkit generate`: the model's answer to a prompt about images (or a video), from a run or a model folder. */
+export async function generateText(
+  source: GenerateSource, inputs: string[], prompt: string, options: { maxNewTokens?: number; numFrames?: number; seed?: number; device?: string } = {},
+): Promise<string> {
+  const images = inputs.flatMap((input) => loadInput(input, options.numFrames ?? 8));
+  let vlm: VisionLanguageModel;
+  let release: () => void;
+  if (source.run) {
+    const run = await loadRun(source.run);
+    vlm = run.vlm;
+    release = run.dispose;
+  } else {
+    vlm = await loadVlm({ path: source.model, config: source.modelConfig }, { seed: options.seed, device: options.device });
+    release = () => vlm.dispose();
+  }
+  try {
+    return generateAnswers(vlm, [{ images, question: prompt }], { maxNewTokens: options.maxNewTokens ?? 32 })[0];
+  } finally {
+    release();
+  }
+}
