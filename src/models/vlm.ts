@@ -10,7 +10,6 @@ import type { Module } from "../torch/nn/index.js";
 import type { RgbImage } from "../data/image.js";
 import type { Tokenizer } from "../data/tokenizer.js";
 import type { ChatMessage } from "../data/conversations.js";
-import type { ComponentPrefixes } from "../adapt/adapt.js";
 import { buildFromConfig, loadPretrained, vlmFactoryOf, supportedVlmTypes } from "./auto.js";
 import { generate } from "./generation.js";
 
@@ -266,8 +265,8 @@ export function generateAnswers(vlm: VisionLanguageModel, prompts: VlmPrompt[], 
   return rows.map((ids) => vlm.tokenizer.decode(ids, { skipSpecialTokens: true }).trim());
 }
 
-/** The module paths of each component, as adaptModel() takes them. */
-export function componentPrefixesOf(vlm: VisionLanguageModel): ComponentPrefixes {
+/** The module paths of each component, as adaptModel() takes them (its ComponentPrefixes). */
+export function componentPrefixesOf(vlm: VisionLanguageModel): Record<VlmComponentName, string[]> {
   const components = vlm.components();
   return { vision: components.vision.paths, projector: components.projector.paths, language: components.language.paths };
 }
