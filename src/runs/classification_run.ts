@@ -5,7 +5,7 @@ import { readLabeledRecords, splitRecords, type LabeledRecord } from "../data/re
 import { ClassificationTask, openFeatureCache } from "../tasks/classification.js";
 import { labeledSamples, type SampleBatch } from "../tasks/samples.js";
 import type { FeatureCache } from "../tasks/feature_cache.js";
-import { configuredLabels, keepDecodable, reportSkipped } from "./records.js";
+import { configuredLabels, firstSamples, keepDecodable, reportSkipped } from "./records.js";
 import { isFrozen } from "./resolve.js";
 import type { RunContext, RunKind } from "./run_kind.js";
 
@@ -38,6 +38,8 @@ export const classificationRun: RunKind<SampleBatch, ClassificationTask> = {
     } else {
       ({ train: trainRecords, val: valRecords } = splitRecords(train.records, data.val_ratio!, context.config.seed!));
     }
+    trainRecords = firstSamples(trainRecords, data.max_train_samples);
+    valRecords = firstSamples(valRecords, data.max_eval_samples);
     return {
       train: labeledSamples(trainRecords, context.media),
       val: valRecords.length > 0 ? labeledSamples(valRecords, context.media) : null,
@@ -48,9 +50,10 @@ export const classificationRun: RunKind<SampleBatch, ClassificationTask> = {
 
   evalData(context, labels, path) {
     const data = context.config.data!;
-    const records = path
-      ? readRecords(context, path, labels).records
-      : splitRecords(readLabeledRecords(data.train!, { labels, skipBad: data.skip_bad }).records, data.val_ratio!, context.config.seed!).val;
+    const records = firstSamples(
+      path ? readRecords(context, path, labels).records : splitRecords(readLabeledRecords(data.train!, { labels, skipBad: data.skip_bad }).records, data.val_ratio!, context.config.seed!).val,
+      data.max_eval_samples,
+    );
     if (records.length === 0) throw new Error("no records to evaluate");
     return labeledSamples(records, context.media);
   },
@@ -61,6 +64,7 @@ export const classificationRun: RunKind<SampleBatch, ClassificationTask> = {
     return new ClassificationTask(context.vlm, {
       labels,
       question: config.data!.prompt,
+      maxLength: config.data!.max_length,
       pooling: head.pooling,
       hiddenLayer: head.hidden_layer,
       headHiddenSize: head.hidden_size,

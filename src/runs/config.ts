@@ -146,6 +146,7 @@ export const RUN_SCHEMA: Section = section(
         config: leaf(string, "a config.json to build the model from with random weights; tokenizer and processor files come from its folder"),
         dtype: leaf(oneOf("float32", "bfloat16", "float16"), "weight dtype (default float32)"),
         device: leaf(string, "cpu, cuda or cuda:N (default: cuda when available)"),
+        adapter: leaf(nullable(string), "a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) to start from"),
       },
       "where the model comes from (path or config)",
     ),
@@ -159,7 +160,9 @@ export const RUN_SCHEMA: Section = section(
         skip_bad: leaf(boolean, "skip bad records and report them instead of stopping at the first"),
         num_frames: leaf(integer(1), "frames sampled evenly from each video (default 8)"),
         prompt: leaf(string, "the question shown with each image for classification (default \"What is in the image?\")"),
-        max_length: leaf(integer(8), "token limit of one sample (default 512)"),
+        max_length: leaf(integer(8), "token limit of one sample (default 2048, LLaVA-1.5's): a longer conversation is cut, never inside its images; a longer classification prompt is an error"),
+        max_train_samples: leaf(nullable(integer(1)), "use only the first N training records (quick runs)"),
+        max_eval_samples: leaf(nullable(integer(1)), "use only the first N validation / evaluation records"),
       },
       "the records",
     ),
@@ -214,6 +217,14 @@ export const RUN_SCHEMA: Section = section(
     resume: leaf(boolean, "continue from output_dir's last checkpoint"),
     overwrite: leaf(boolean, "start afresh in an output_dir that holds a run"),
     progress: leaf(boolean, "progress bar (default true)"),
+    default_param_groups: leaf(boolean, "parameters no param_groups entry matches go to decay / no_decay (default true); false makes each an error"),
+    nan_guard: section(
+      {
+        max_consecutive: leaf(integer(1), "stop after this many non-finite steps in a row (default 5)"),
+        lr_factor: leaf(number(0, 1), "multiply the learning rate by this after a non-finite step (default 0.5)"),
+      },
+      "what a non-finite loss or gradient does: the step is skipped",
+    ),
     param_groups: {
       kind: "list",
       item: section({
@@ -254,6 +265,9 @@ export const FLAG_ALIASES: Record<string, string> = {
   top_k: "eval.top_k",
   cache_dir: "head.cache_dir",
   max_new_tokens: "generation.max_new_tokens",
+  adapter: "model.adapter",
+  max_train_samples: "data.max_train_samples",
+  max_eval_samples: "data.max_eval_samples",
 };
 
 // ---- the typed configuration ----
@@ -270,10 +284,10 @@ export interface AdaptationConfig {
 export interface RunConfig {
   task?: "classification" | "generation";
   output_dir?: string;
-  model?: { path?: string; config?: string; dtype?: "float32" | "bfloat16" | "float16"; device?: string };
+  model?: { path?: string; config?: string; dtype?: "float32" | "bfloat16" | "float16"; device?: string; adapter?: string | null };
   data?: {
     train?: string; val?: string | null; test?: string | null; val_ratio?: number; labels?: string[] | string; skip_bad?: boolean;
-    num_frames?: number; prompt?: string; max_length?: number;
+    num_frames?: number; prompt?: string; max_length?: number; max_train_samples?: number | null; max_eval_samples?: number | null;
   };
   components?: { vision?: AdaptationConfig; projector?: AdaptationConfig; language?: AdaptationConfig };
   head?: { pooling?: "last" | "mean" | "cls"; hidden_layer?: number; hidden_size?: number; dropout?: number; cache_features?: boolean; cache_dir?: string | null; normalize_features?: boolean };
@@ -298,6 +312,8 @@ export interface RunConfig {
   resume?: boolean;
   overwrite?: boolean;
   progress?: boolean;
+  default_param_groups?: boolean;
+  nan_guard?: { max_consecutive?: number; lr_factor?: number };
   param_groups?: { name?: string; match?: string; lr?: number; weight_decay?: number }[];
   eval?: { top_k?: number; priority_classes?: string[] };
 }

@@ -7,7 +7,7 @@ import { parseAnswerToLabel } from "../eval/answers.js";
 import { generateAnswers } from "../models/vlm.js";
 import { SftTask } from "../tasks/generation.js";
 import { SampleSource, type ConversationSample, type SampleBatch } from "../tasks/samples.js";
-import { configuredLabels, keepDecodable, reportSkipped } from "./records.js";
+import { configuredLabels, firstSamples, keepDecodable, reportSkipped } from "./records.js";
 import type { RunContext, RunKind } from "./run_kind.js";
 
 /** The messages of a conversation with a video's frames as image placeholders (one <video> or none becomes n placeholders). */
@@ -58,6 +58,8 @@ export const generationRun: RunKind<SftBatch, SftTask> = {
     let valRecords: ConversationRecord[];
     if (data.val) valRecords = readConversations(context, data.val);
     else ({ train: trainRecords, val: valRecords } = splitRecords(all, data.val_ratio!, config.seed!));
+    trainRecords = firstSamples(trainRecords, data.max_train_samples);
+    valRecords = firstSamples(valRecords, data.max_eval_samples);
     const labels = configuredLabels(config) ?? [...new Set([...all, ...valRecords].map((r) => r.label).filter((l): l is string => l !== undefined))].sort();
     return {
       train: conversationSource(trainRecords, media, labels, vlm.imagePlaceholder),
@@ -69,7 +71,7 @@ export const generationRun: RunKind<SftBatch, SftTask> = {
 
   evalData(context, labels, path) {
     const data = context.config.data!;
-    const records = path ? readConversations(context, path) : splitRecords(readConversations(context, data.train!), data.val_ratio!, context.config.seed!).val;
+    const records = firstSamples(path ? readConversations(context, path) : splitRecords(readConversations(context, data.train!), data.val_ratio!, context.config.seed!).val, data.max_eval_samples);
     if (records.length === 0) throw new Error("no records to evaluate");
     return conversationSource(records, context.media, labels, context.vlm.imagePlaceholder);
   },

@@ -43,3 +43,8 @@ export function keepDecodable<R extends Partial<MediaRecord> & { source: string 
   reportSkipped(skipped, log);
   return kept;
 }
+
+/** The first `max` records (data.max_train_samples / max_eval_samples), or all of them when max is unset. */
+export function firstSamples<R>(records: R[], max: number | null | undefined): R[] {
+  return max === null || max === undefined ? records : records.slice(0, max);
+}

@@ -11,7 +11,7 @@ export type Log = (line: string) => void;
 /** Every default, so a run folder's run.yaml says exactly what ran. */
 export const RUN_DEFAULTS: RunConfig = {
   task: "classification",
-  data: { val_ratio: 0.2, skip_bad: false, num_frames: 8, prompt: DEFAULT_QUESTION, max_length: 512 },
+  data: { val_ratio: 0.2, skip_bad: false, num_frames: 8, prompt: DEFAULT_QUESTION, max_length: 2048 },
   components: { vision: { mode: "frozen" }, projector: { mode: "frozen" }, language: { mode: "frozen" } },
   head: { pooling: "last", hidden_layer: -1, hidden_size: 256, dropout: 0.1, cache_features: true, normalize_features: true },
   generation: { max_new_tokens: 16, skip_truncated: false },
@@ -52,6 +52,7 @@ export function absolutePaths(config: RunConfig, base = process.cwd()): RunConfi
   if (out.output_dir) out.output_dir = abs(out.output_dir);
   if (out.model?.path) out.model.path = abs(out.model.path);
   if (out.model?.config) out.model.config = abs(out.model.config);
+  if (out.model?.adapter) out.model.adapter = abs(out.model.adapter);
   const data = out.data;
   if (data) {
     if (data.train) data.train = abs(data.train);
@@ -119,6 +120,8 @@ export function trainOptions(config: RunConfig, log?: Log): TrainOptions {
     resume: config.resume ?? false,
     overwrite: config.overwrite ?? false,
     progress: config.progress,
+    defaultParamGroups: config.default_param_groups,
+    nanGuard: config.nan_guard ? { maxConsecutive: config.nan_guard.max_consecutive ?? 5, lrFactor: config.nan_guard.lr_factor ?? 0.5 } : undefined,
     paramGroups: config.param_groups?.map((g) => ({ name: g.name ?? g.match ?? "group", match: g.match ?? ".*", lr: g.lr, weightDecay: g.weight_decay })),
     log,
   };

@@ -3,10 +3,10 @@
 // checkpoint's weights, saves the PEFT adapter and writes the held-out report.
 import { join } from "node:path";
 import { dispose, manualSeed, readSafetensors, type Tensor } from "../torch/index.js";
-import { adaptModel, saveAdapter } from "../adapt/index.js";
+import { adaptModel, loadAdapter, saveAdapter } from "../adapt/index.js";
 import { MediaCache } from "../data/media.js";
 // the model zoo: importing it registers every family with loadVlm
-import { componentPrefixesOf, loadVlm } from "../models/index.js";
+import { componentPrefixesOf, loadVlm, type VisionLanguageModel } from "../models/index.js";
 import { Trainer, type Batch, type DataSource, type TrainResult, type TrainTask } from "../train/index.js";
 import type { Task, TaskReport } from "../tasks/task.js";
 import type { RunConfig } from "./config.js";
@@ -41,18 +41,36 @@ export interface TrainSummary {
   featureComputations?: number;
 }
 
+/**
+ * The model as the run trains it: model.adapter's PEFT adapter loaded, then the adaptation plan applied
+ * (components left frozen stay frozen, the loaded adapter's layers included).
+ */
+export async function adaptRunModel(vlm: VisionLanguageModel, config: RunConfig, log?: Log): Promise<void> {
+  if (config.model?.adapter) {
+    const loaded = await loadAdapter(vlm.model, config.model.adapter);
+    log?.(`adapter: ${config.model.adapter} (${loaded.wrapped.length} LoRA layer(s))`);
+  }
+  if (isFrozen(config)) vlm.model.freeze();
+  else adaptModel(vlm.model, adaptationPlan(config), log, componentPrefixesOf(vlm));
+}
+
+export interface TrainRunOptions {
+  /** Aborting it ends training after the current step with checkpoints/last saved (resume continues from there). */
+  signal?: AbortSignal;
+}
+
 /** Trains as the configuration says and evaluates the best checkpoint on the validation data. */
-export async function trainRun(input: RunConfig, log: Log = console.log): Promise<TrainSummary> {
+export async function trainRun(input: RunConfig, log: Log = console.log, options: TrainRunOptions = {}): Promise<TrainSummary> {
   const started = performance.now();
   const config = resolveRunConfig(input);
   const folder = new RunFolder(config.output_dir!);
   return folder.withLock(async () => {
-    const { source, options } = modelSource(config);
-    const vlm = await loadVlm(source, options);
+    const { source, options: loadOptions } = modelSource(config);
+    const vlm = await loadVlm(source, loadOptions);
     try {
       // random base weights are kept, or the adapter and head could never be used again
       if (vlm.randomInit) vlm.saveFolder(folder.modelDir);
-      if (!isFrozen(config)) adaptModel(vlm.model, adaptationPlan(config), log, componentPrefixesOf(vlm));
+      await adaptRunModel(vlm, config, log);
       manualSeed(config.seed!);
       const kind = runKind(config.task);
       const context = { config, vlm, media: new MediaCache(config.data!.num_frames!), folder, log };
@@ -63,7 +81,10 @@ export async function trainRun(input: RunConfig, log: Log = console.log): Promis
       try {
         const batchSize = evalBatchSize(config);
         task.prepare?.(data.val ? [data.train, data.val] : [data.train], { log, batchSize });
-        const result = await fit(task, data.train, data.val, config, log);
+        const result = await fit(task, data.train, data.val, config, log, options.signal);
+        const summary = { runDir: folder.dir, task: config.task!, labels: data.labels, train: result, evaluation: null, seconds: 0 };
+        // an interrupted run is not finished: no adapter or report until it is resumed
+        if (result.stopReason === "interrupted") return { ...summary, seconds: (performance.now() - started) / 1000 };
         loadBest(task, result);
         const note = kind.afterTraining?.(task);
         if (note) log(note);
@@ -84,8 +105,10 @@ export async function trainRun(input: RunConfig, log: Log = console.log): Promis
 }
 
 /** Runs the Trainer and frees its optimizer state (the weights stay with the task). */
-async function fit<B extends Batch>(task: Task<B>, trainData: DataSource<B>, valData: DataSource<B> | null, config: RunConfig, log: Log): Promise<TrainResult> {
-  const trainer = new Trainer(task, trainData, valData, trainOptions(config, config.progress === false ? log : undefined));
+async function fit<B extends Batch>(
+  task: Task<B>, trainData: DataSource<B>, valData: DataSource<B> | null, config: RunConfig, log: Log, signal?: AbortSignal,
+): Promise<TrainResult> {
+  const trainer = new Trainer(task, trainData, valData, { ...trainOptions(config, config.progress === false ? log : undefined), signal });
   try {
     return await trainer.fit();
   } finally {

@@ -1,14 +1,16 @@
 // Using a finished run: rebuild its model (base, adapters, task weights) from the run folder, then `vlmkit eval`
 // (a report on records), `vlmkit predict` (top-k classes or answers for files) and `vlmkit generate`.
-import { basename, extname } from "node:path";
-import { adaptModel } from "../adapt/index.js";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { basename, extname, join, resolve } from "node:path";
+import { noGrad, writeSafetensors } from "../torch/index.js";
+import { removeAdapters, saveAdapter, loraLayers } from "../adapt/index.js";
 import { MediaCache, loadInput } from "../data/media.js";
-import { componentPrefixesOf, generateAnswers, loadVlm, type VisionLanguageModel } from "../models/index.js";
+import { generateAnswers, loadVlm, type VisionLanguageModel } from "../models/index.js";
 import type { Task, TaskReport } from "../tasks/task.js";
 import { mergeConfigs, type RunConfig } from "./config.js";
 import { RunFolder } from "./run_folder.js";
-import { adaptationPlan, evalBatchSize, isFrozen, modelSource, resolveRunConfig, type Log } from "./resolve.js";
-import { loadCheckpointFile, runKind } from "./train.js";
+import { evalBatchSize, modelSource, resolveRunConfig, type Log } from "./resolve.js";
+import { adaptRunModel, loadCheckpointFile, runKind } from "./train.js";
 import type { PredictionOutput, RunContext, RunKind } from "./run_kind.js";
 
 export interface LoadedRun {
@@ -42,7 +44,7 @@ export async function loadRun(runDir: string, overrides: RunConfig = {}, options
   const vlm = await loadVlm(source, loadOptions);
   let task: Task | null = null;
   try {
-    if (!isFrozen(config)) adaptModel(vlm.model, adaptationPlan(config), undefined, componentPrefixesOf(vlm));
+    await adaptRunModel(vlm, config);
     const kind = runKind(config.task);
     const context: RunContext = { config, vlm, media: new MediaCache(config.data!.num_frames!), folder, log };
     task = kind.createTask(context, labels, { featureCache: options.featureCache ?? false });
@@ -108,9 +110,22 @@ export interface GenerateSource {
   modelConfig?: string;
 }
 
+export interface GenerateTextOptions {
+  maxNewTokens?: number;
+  numFrames?: number;
+  /** Seeds random weights built from a config, and sampling. */
+  seed?: number;
+  device?: string;
+  /** Sample instead of greedy decoding, with these settings (transformers' defaults: temperature 1, top_k 50, top_p 1). */
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+}
+
 /** `vlmkit generate`: the model's answer to a prompt about images (or a video), from a run or a model folder. */
 export async function generateText(
-  source: GenerateSource, inputs: string[], prompt: string, options: { maxNewTokens?: number; numFrames?: number; seed?: number; device?: string } = {},
+  source: GenerateSource, inputs: string[], prompt: string, options: GenerateTextOptions = {},
 ): Promise<string> {
   const images = inputs.flatMap((input) => loadInput(input, options.numFrames ?? 8));
   let vlm: VisionLanguageModel;
@@ -124,8 +139,56 @@ export async function generateText(
     release = () => vlm.dispose();
   }
   try {
-    return generateAnswers(vlm, [{ images, question: prompt }], { maxNewTokens: options.maxNewTokens ?? 32 })[0];
+    const { maxNewTokens, doSample, temperature, topK, topP, seed } = options;
+    return generateAnswers(vlm, [{ images, question: prompt }], { maxNewTokens: maxNewTokens ?? 32, doSample, temperature, topK, topP, seed })[0];
   } finally {
     release();
+  }
+}
+
+export interface ExportOptions {
+  /** Write the PEFT adapter alone (adapter_config.json + adapter_model.safetensors) instead of a merged model. */
+  adapterOnly?: boolean;
+}
+
+export interface ExportResult {
+  dir: string;
+  /** LoRA layers merged into the base weights (or saved, with adapterOnly). */
+  loraLayers: number;
+  /** Files written beside the model: the task's own weights (head.safetensors) and labels.json, when it has any. */
+  taskFiles: string[];
+}
+
+/**
+ * `vlmkit export`: the run's model with its LoRA merged into the base weights, as a Hugging Face folder that
+ * transformers loads (config.json, model.safetensors, tokenizer and processor files); or, with adapterOnly, the
+ * PEFT adapter alone. A classification run's head (and feature standardization) goes beside it in
+ * head.safetensors, with labels.json.
+ */
+export async function exportRun(runDir: string, outDir: string, options: ExportOptions = {}): Promise<ExportResult> {
+  const out = resolve(outDir);
+  if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`${out} is not empty; give a new folder to export to`);
+  const run = await loadRun(runDir);
+  try {
+    const lora = loraLayers(run.vlm.model).length;
+    if (options.adapterOnly) {
+      if (lora === 0) throw new Error(`${run.folder.dir} trained no LoRA layer: there is no adapter to export (export the whole model instead)`);
+      saveAdapter(run.vlm.model, out, run.vlm.folder);
+    } else {
+      noGrad(() => removeAdapters(run.vlm.model, { merge: true }));
+      run.vlm.saveFolder(out);
+    }
+    // what the task trained outside the model (a head) is not part of a Hugging Face folder: keep it beside
+    const own = new Map([...run.task.checkpointTensors()].filter(([name]) => !name.startsWith("model.")));
+    const taskFiles: string[] = [];
+    if (own.size > 0) {
+      mkdirSync(out, { recursive: true });
+      writeSafetensors(join(out, "head.safetensors"), own, { format: "pt" });
+      writeFileSync(join(out, "labels.json"), JSON.stringify(run.labels, null, 2) + "\n");
+      taskFiles.push("head.safetensors", "labels.json");
+    }
+    return { dir: out, loraLayers: lora, taskFiles };
+  } finally {
+    run.dispose();
   }
 }

@@ -18,6 +18,8 @@ export interface ClassificationTaskOptions {
   labels: string[];
   /** The question shown with each sample's images (default "What is in the image?"). */
   question?: string;
+  /** Token limit of one prompt (images + question); a longer one is an error, never cut inside its images (default 2048). */
+  maxLength?: number;
   /** Token pooling (default "last"). */
   pooling?: Pooling;
   /** Which hidden state feeds the head: -1 the last (default), 0 the embeddings. */
@@ -68,6 +70,7 @@ export class ClassificationTask implements Task<SampleBatch> {
     this.options = {
       labels: options.labels,
       question: options.question ?? DEFAULT_QUESTION,
+      maxLength: options.maxLength ?? 2048,
       pooling: options.pooling ?? "last",
       hiddenLayer: options.hiddenLayer ?? -1,
       headHiddenSize: options.headHiddenSize ?? 256,
@@ -104,9 +107,21 @@ export class ClassificationTask implements Task<SampleBatch> {
     this.featureComputations += samples.length;
     return tidy(() => {
       const inputs = this.vlm.encodePrompts(samples.map((s) => ({ images: s.images, question: this.options.question })));
+      this.#checkLength(samples, inputs.attention_mask);
       const hidden = this.vlm.hiddenStates(inputs, this.options.hiddenLayer);
       return poolHidden(hidden, inputs.attention_mask, this.options.pooling).float();
     });
+  }
+
+  /** A prompt over maxLength tokens is refused, naming the sample: cutting it would drop image tokens or the question. */
+  #checkLength(samples: VisualSample[], attentionMask: Tensor): void {
+    if (attentionMask.shape[1] <= this.options.maxLength) return;
+    const lengths = tidy(() => attentionMask.sum(1).toArray() as number[]);
+    const longest = lengths.indexOf(Math.max(...lengths));
+    throw new Error(
+      `${samples[longest].key}: the prompt is ${lengths[longest]} tokens (${samples[longest].images.length} image(s) and the question), over data.max_length ${this.options.maxLength}; ` +
+        "raise data.max_length or use fewer frames",
+    );
   }
 
   get #caching(): boolean {

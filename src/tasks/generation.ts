@@ -11,7 +11,7 @@ import { loadNamedTensors } from "./checkpoint_tensors.js";
 import type { ReportOptions, Task, TaskReport } from "./task.js";
 
 export interface SftTaskOptions {
-  /** Token limit of one sample (default 512). */
+  /** Token limit of one sample (default 2048). */
   maxLength?: number;
   /** Skip (and count) samples cut inside their image tokens instead of throwing. */
   skipTruncated?: boolean;
@@ -42,7 +42,7 @@ export class SftTask implements Task<SftBatch> {
     options: SftTaskOptions = {},
   ) {
     this.options = {
-      maxLength: options.maxLength ?? 512,
+      maxLength: options.maxLength ?? 2048,
       skipTruncated: options.skipTruncated ?? false,
       labels: options.labels ?? [],
       maxNewTokens: options.maxNewTokens ?? 16,

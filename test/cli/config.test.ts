@@ -132,14 +132,15 @@ test("an incomplete run says what is missing and the flag that sets it", () => {
     /model\.path \(--model <folder>\)/.test(error.message) && /every component frozen trains nothing/.test(error.message));
 });
 
-test("`vlmkit train` prints the configuration errors and exits 1", () => {
+test("`vlmkit train` prints the configuration errors: exit 1 for a bad run file, 2 for a bad flag", () => {
   const main = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
   const path = runFile("lerning_rate: 1e-4\nepochs: 0\n", "cli.yaml");
   const result = spawnSync(process.execPath, [main, "train", "--config", path, "--batch-sise", "4"], { encoding: "utf8" });
   assert.equal(result.status, 1, result.stderr);
   assert.match(result.stderr, /unknown key 'lerning_rate' in .*cli\.yaml:1 \(did you mean 'learning_rate'\?\)/);
+  // a mistyped flag is a usage error: exit code 2
   const flagsOnly = spawnSync(process.execPath, [main, "train", "--batch-sise", "4"], { encoding: "utf8" });
-  assert.equal(flagsOnly.status, 1);
+  assert.equal(flagsOnly.status, 2);
   assert.match(flagsOnly.stderr, /unknown option '--batch-sise' \(did you mean '--batch_size'\?\)/);
   const help = spawnSync(process.execPath, [main, "train", "--help"], { encoding: "utf8" });
   assert.equal(help.status, 0);
