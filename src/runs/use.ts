@@ -81,8 +81,8 @@ export async function evalRun(runDir: string, options: EvalOptions = {}, log: Lo
       const split = options.split ?? (options.data ? basename(options.data, extname(options.data)) : data.test ? "test" : "val");
       const source = run.kind.evalData(run.context, run.labels, path);
       const batchSize = evalBatchSize(run.config);
-      run.task.prepare?.([source], { log, batchSize });
-      return run.task.report(source, { split, outDir: run.folder.evalDir(split), batchSize });
+      run.task.prepare?.([source], { log, batchSize, progress: run.config.progress !== false });
+      return run.task.report(source, { split, outDir: run.folder.evalDir(split), batchSize, progress: run.config.progress !== false });
     } finally {
       run.dispose();
     }

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { F, buildInfo, keep, noGrad, stack, tensor, tidy, type Tensor } from "../torch/index.js";
 import type { Module } from "../torch/nn/index.js";
-import type { DataSource, LossOutput } from "../train/index.js";
+import { ItemProgress, type DataSource, type LossOutput } from "../train/index.js";
 import { DEFAULT_QUESTION, PROCESSOR_FILES, type VisionLanguageModel } from "../models/vlm.js";
 import { ClassificationHead, poolHidden, type Pooling } from "./classification_head.js";
 import { FeatureCache, FileHasher, folderFileHashes, modelFolderIdentity, sha256, tensorDigest } from "./feature_cache.js";
@@ -166,7 +166,7 @@ export class ClassificationTask implements Task<SampleBatch> {
       let loaded = 0;
       let computed = 0;
       for (const source of data) {
-        const counts = this.warmCache(source, batchSize);
+        const counts = this.warmCache(source, batchSize, options.progress);
         loaded += counts.loaded;
         computed += counts.computed;
       }
@@ -209,7 +209,7 @@ export class ClassificationTask implements Task<SampleBatch> {
    * Caches the features of every sample of `data` now (frozen backbone only): those in the store are loaded, the
    * rest computed and added to the store. Counts samples not already in memory.
    */
-  warmCache(data: DataSource<SampleBatch>, batchSize: number): { loaded: number; computed: number } {
+  warmCache(data: DataSource<SampleBatch>, batchSize: number, progress = true): { loaded: number; computed: number } {
     if (!this.#caching) return { loaded: 0, computed: 0 };
     const store = this.options.store ?? null;
     const pending = new Map<string, VisualSample>();
@@ -237,13 +237,16 @@ export class ClassificationTask implements Task<SampleBatch> {
       store!.save(unsaved);
       unsaved.clear();
     };
+    const bar = new ItemProgress("features", missing.length, { enabled: progress });
     for (let start = 0; start < missing.length; start += batchSize) {
       const chunk = missing.slice(start, start + batchSize);
       tidy(() => void this.#rawFeatures(chunk));
+      bar.advance(chunk.length);
       if (!store) continue;
       for (const s of chunk) if (ids.has(s.key)) unsaved.set(ids.get(s.key)!, this.#cache.get(s.key)!);
       if (unsaved.size >= SAVE_EVERY) save();
     }
+    bar.finish();
     if (store) {
       if (unsaved.size > 0) save();
       store.flush();
@@ -268,13 +271,15 @@ export class ClassificationTask implements Task<SampleBatch> {
   }
 
   /** Probabilities of every sample of `data`, in order (eval mode is the caller's business). */
-  scores(data: DataSource<SampleBatch>, batchSize: number): ScoredSamples {
+  scores(data: DataSource<SampleBatch>, batchSize: number, progress = false): ScoredSamples {
     const probabilities: number[][] = [];
     const yTrue: number[] = [];
     const sources: string[] = [];
     let lossSum = 0;
+    const bar = new ItemProgress("scoring", data.length, { enabled: progress });
     noGrad(() => {
       for (const batch of batchesOf(data, batchSize)) {
+        bar.advance(batch.size);
         tidy(() => {
           const logits = this.logits(batch.samples);
           const target = tensor(batch.samples.map((s) => s.labelIndex), { dtype: "int64", device: logits.device });
@@ -285,6 +290,7 @@ export class ClassificationTask implements Task<SampleBatch> {
         });
       }
     });
+    bar.finish();
     return { sources, probabilities, yTrue, loss: lossSum / Math.max(1, yTrue.length) };
   }
 
@@ -296,7 +302,7 @@ export class ClassificationTask implements Task<SampleBatch> {
   /** Scores the data in eval mode; with outDir, writes report.json, report.txt, confusion.csv/.png and predictions.jsonl. */
   report(data: DataSource<SampleBatch>, options: ReportOptions): ClassificationEvaluation {
     this.#evalMode();
-    const scores = this.scores(data, options.batchSize ?? 32);
+    const scores = this.scores(data, options.batchSize ?? 32, options.progress ?? true);
     return classifierReport(scores, this.labels, { split: options.split, outDir: options.outDir, topK: this.options.topK, priorityClasses: this.options.priorityClasses });
   }
 

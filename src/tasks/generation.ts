@@ -2,7 +2,7 @@
 // and a report that generates answers and parses them back to classes.
 import { tensor, tidy, type Tensor } from "../torch/index.js";
 import type { Module } from "../torch/nn/index.js";
-import type { DataSource, LossOutput } from "../train/index.js";
+import { ItemProgress, type DataSource, type LossOutput } from "../train/index.js";
 import { generateAnswers, type VisionLanguageModel } from "../models/vlm.js";
 import { promptMessages, referenceAnswer } from "../data/conversations.js";
 import { answerReport, type ClassificationEvaluation } from "../eval/reports.js";
@@ -181,14 +181,17 @@ export class SftTask implements Task<SftBatch> {
   }
 
   /** Generated answers to each conversation's last user turn (greedy, maxNewTokens). */
-  answers(samples: ConversationSample[], batchSize = 32): string[] {
+  answers(samples: ConversationSample[], batchSize = 32, progress = false): string[] {
     this.vlm.model.eval();
     const answers: string[] = [];
+    const bar = new ItemProgress("generating", samples.length, { enabled: progress });
     for (let start = 0; start < samples.length; start += batchSize) {
       const chunk = samples.slice(start, start + batchSize);
       const prompts = chunk.map((s) => ({ images: s.images, messages: promptMessages({ messages: s.messages }) }));
       answers.push(...generateAnswers(this.vlm, prompts, { maxNewTokens: this.options.maxNewTokens }));
+      bar.advance(chunk.length);
     }
+    bar.finish();
     return answers;
   }
 
@@ -204,7 +207,7 @@ export class SftTask implements Task<SftBatch> {
       return { split: options.split, metrics, text: `loss ${metrics.loss.toFixed(4)}, token accuracy ${(metrics.token_accuracy * 100).toFixed(1)}%\n` };
     }
     const samples = allSamples(data, batchSize);
-    const answers = this.answers(samples, batchSize);
+    const answers = this.answers(samples, batchSize, options.progress ?? true);
     return answerReport(
       samples.map((s, i) => ({ source: s.key, labelIndex: s.labelIndex, reference: referenceAnswer(s), answer: answers[i] })),
       this.options.labels,

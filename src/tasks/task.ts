@@ -11,11 +11,15 @@ export interface ReportOptions {
   /** Where the report's files go (report.json, report.txt, ...); none are written without it. */
   outDir?: string;
   batchSize?: number;
+  /** A progress bar on a terminal while the work runs (default true). */
+  progress?: boolean;
 }
 
 export interface PrepareOptions {
   log?: (line: string) => void;
   batchSize?: number;
+  /** A progress bar on a terminal while the work runs (default true). */
+  progress?: boolean;
 }
 
 export interface TaskReport {

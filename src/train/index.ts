@@ -11,4 +11,4 @@ export type { MetricsRecord } from "./metrics_log.js";
 export { TensorBoardWriter, readEventFile, readRecords, decodeEvent, crc32c, maskedCrc32c, frameRecord } from "./tensorboard.js";
 export type { DecodedEvent } from "./tensorboard.js";
 export { GradScaler } from "./grad_scaler.js";
-export { ConsoleProgress, formatDuration } from "./progress.js";
+export { ConsoleProgress, ItemProgress, formatDuration } from "./progress.js";

@@ -67,8 +67,11 @@ export class ConsoleProgress {
     const done = state.totalSteps > 0 ? Math.min(1, state.step / state.totalSteps) : 0;
     const filled = Math.round(done * width);
     const bar = "█".repeat(filled) + "░".repeat(width - filled);
-    const text = `epoch ${state.epoch.toFixed(2)} ${bar} ${state.step}/${state.totalSteps}  ${formatProgressFields(state)}`;
+    const head = `epoch ${state.epoch.toFixed(2)} ${bar} ${state.step}/${state.totalSteps}`;
     const columns = this.#stream.columns ?? 120;
+    let text = `${head}  ${formatProgressFields(state)}`;
+    // on a narrow terminal the ETA moves next to the step count, so cutting the line keeps it
+    if (text.length > columns - 1 && state.etaSeconds !== undefined) text = `${head}  ETA ${formatDuration(state.etaSeconds)}  ${formatProgressFields({ ...state, etaSeconds: undefined })}`;
     this.#lastBar = text.length > columns - 1 ? text.slice(0, columns - 1) : text;
     this.#stream.write(`\r\x1b[2K${this.#lastBar}`);
     this.#barShown = true;
@@ -95,5 +98,46 @@ export class ConsoleProgress {
   finish(): void {
     if (this.#barShown) this.#stream.write("\n");
     this.#barShown = false;
+  }
+}
+
+/**
+ * A bar for work over a known number of items outside the training loop (features cached, samples scored, answers
+ * generated): "features ████░░ 120/1125  85.3/s  ETA 0:12" redrawn on a TTY; nothing elsewhere (callers log a summary).
+ */
+export class ItemProgress {
+  readonly #started = performance.now();
+  readonly #stream: NodeJS.WriteStream;
+  readonly #shown: boolean;
+  #done = 0;
+  #drawn = false;
+
+  constructor(
+    readonly label: string,
+    readonly total: number,
+    options: { enabled?: boolean; stream?: NodeJS.WriteStream } = {},
+  ) {
+    this.#stream = options.stream ?? process.stderr;
+    this.#shown = (options.enabled ?? true) && Boolean(this.#stream.isTTY) && total > 0;
+  }
+
+  advance(count = 1): void {
+    this.#done = Math.min(this.total, this.#done + count);
+    if (!this.#shown) return;
+    const seconds = (performance.now() - this.#started) / 1000;
+    const rate = seconds > 0 ? this.#done / seconds : 0;
+    const width = 20;
+    const filled = Math.round((this.#done / this.total) * width);
+    const eta = rate > 0 ? formatDuration((this.total - this.#done) / rate) : "?";
+    const text = `${this.label} ${"█".repeat(filled)}${"░".repeat(width - filled)} ${this.#done}/${this.total}  ETA ${eta}  ${rate.toFixed(1)}/s`;
+    const columns = this.#stream.columns ?? 120;
+    this.#stream.write(`\r\x1b[2K${text.length > columns - 1 ? text.slice(0, columns - 1) : text}`);
+    this.#drawn = true;
+  }
+
+  /** Clears the bar's line. */
+  finish(): void {
+    if (this.#drawn) this.#stream.write("\r\x1b[2K");
+    this.#drawn = false;
   }
 }

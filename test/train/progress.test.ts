@@ -1,7 +1,7 @@
 // Console output: a bar redrawn in place on a TTY (loss, accuracy, lr, samples/s, ETA), plain lines elsewhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConsoleProgress, formatDuration } from "../../src/train/index.js";
+import { ConsoleProgress, ItemProgress, formatDuration } from "../../src/train/index.js";
 
 function fakeStream(isTTY: boolean) {
   const writes: string[] = [];
@@ -37,4 +37,35 @@ test("not a TTY (or a log callback): one plain line per logged step, no control 
   quiet.line("warning: x");
   assert.deepEqual(lines, ["warning: x"]);
   assert.deepEqual([formatDuration(59.6), formatDuration(61), formatDuration(Infinity)], ["1:00", "1:01", "?"]);
+});
+
+test("an 80-column terminal keeps the ETA on the training bar: it moves next to the step count", () => {
+  const { stream, writes } = fakeStream(true);
+  (stream as unknown as { columns: number }).columns = 80;
+  new ConsoleProgress({ enabled: true, stream }).update(state);
+  const line = writes[0].replace("\r\x1b[2K", "");
+  assert.ok(line.length <= 79, line);
+  assert.match(line, /^epoch 0\.50 █{6}░{18} 5\/20  ETA 1:02:05  loss 0\.1235/);
+});
+
+test("ItemProgress: a bar with count and ETA on a terminal (within 80 columns), nothing on a pipe; finish clears it", () => {
+  const { stream, writes } = fakeStream(true);
+  (stream as unknown as { columns: number }).columns = 80;
+  const bar = new ItemProgress("features", 40, { stream });
+  bar.advance(10);
+  bar.advance(30);
+  assert.equal(writes.length, 2);
+  assert.match(writes[0], /^\r\x1b\[2Kfeatures █{5}░{15} 10\/40  ETA \S+  [\d.]+\/s$/);
+  assert.match(writes[1], /features █{20} 40\/40  ETA 0:00/);
+  assert.ok(writes.every((w) => w.length - 5 <= 79));
+  bar.finish();
+  assert.equal(writes.at(-1), "\r\x1b[2K");
+  const pipe = fakeStream(false);
+  const quiet = new ItemProgress("scoring", 10, { stream: pipe.stream });
+  quiet.advance(5);
+  quiet.finish();
+  assert.deepEqual(pipe.writes, []);
+  const off = fakeStream(true);
+  new ItemProgress("generating", 10, { stream: off.stream, enabled: false }).advance(3);
+  assert.deepEqual(off.writes, []);
 });
