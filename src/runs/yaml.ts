@@ -1,7 +1,8 @@
-// The YAML subset run files use: block maps and lists by indentation, one-line flow lists [a, b] and maps
-// {a: 1}, plain / 'single' / "double" quoted scalars, comments. Scalars resolve as YAML 1.2's core schema
-// (1e-4 is a number, yes is a string). Anchors, tags, block scalars (| >) and multi-line flow are refused with
-// an error naming the line, so a run file never means something other than what it looks like.
+// Run files are YAML 1.2, read by the `yaml` package (core schema: 1e-4 is a number, yes is a string; anchors,
+// aliases, `<<` merge keys, block scalars and multi-line flow collections all work). This module adds what the
+// run-file checks need on top: the line of every key and list item, errors as file:line(:column), duplicate keys
+// refused, and values limited to plain data (no !!binary, !!set, custom tags), so a run file means what it says.
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, stringify, Scalar, type Document, type Node, type Pair } from "yaml";
 
 export type YamlValue = null | boolean | number | string | YamlValue[] | { [key: string]: YamlValue };
 
@@ -16,359 +17,159 @@ export class YamlError extends Error {
     readonly file: string,
     readonly line: number,
     message: string,
+    readonly column?: number,
   ) {
-    super(`${file}:${line}: ${message}`);
+    super(`${file}:${line}${column !== undefined ? `:${column}` : ""}: ${message}`);
   }
 }
 
-interface Line {
-  number: number;
-  indent: number;
-  /** The text after the indentation, comment removed, trailing spaces trimmed. */
-  text: string;
+const OPTIONS = { version: "1.2", schema: "core", merge: true, prettyErrors: false } as const;
+
+// A run file is a few hundred nodes; this bounds what aliases may expand to (an alias of an alias of ... grows fast).
+const MAX_EXPANDED_NODES = 100_000;
+
+const MAP_TAG = "tag:yaml.org,2002:map";
+const SEQ_TAG = "tag:yaml.org,2002:seq";
+
+/** `<<` as the package reads it with merge on: a plain (unquoted) << key, which it composes as a symbol. */
+function isMergeKey(key: unknown): boolean {
+  if (!isScalar(key)) return false;
+  const v = key.value;
+  return (typeof v === "symbol" && v.description === "<<") || (v === "<<" && (!key.type || key.type === Scalar.PLAIN));
 }
 
-/** Where a comment starts: a # at the line start or after a space, outside quotes. */
-function stripComment(text: string): string {
-  let quote: string | null = null;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quote) {
-      if (ch === "\\" && quote === '"') i++;
-      else if (ch === quote) {
-        if (quote === "'" && text[i + 1] === "'") i++;
-        else quote = null;
-      }
-    } else if (ch === '"' || ch === "'") {
-      // a quote only opens a string at the start of a scalar
-      const before = text.slice(0, i).trimEnd();
-      if (before === "" || /[:\-\[,{]$/.test(before)) quote = ch;
-    } else if (ch === "#" && (i === 0 || text[i - 1] === " " || text[i - 1] === "\t")) {
-      return text.slice(0, i);
-    }
+/** tag:yaml.org,2002:binary -> !!binary, as it is written. */
+const shortTag = (tag: string) => tag.replace(/^tag:yaml\.org,2002:/, "!!");
+
+/** Parses a YAML document; `file` names the source in errors ("run.yaml:7: ..."). */
+export function parseYaml(source: string, file = "run.yaml"): YamlDocument {
+  const lineCounter = new LineCounter();
+  // duplicate keys are found below, so that the error can name the first one's line too
+  const doc = parseDocument(source, { ...OPTIONS, lineCounter, uniqueKeys: false });
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) {
+    const { line, col } = lineCounter.linePos(problem.pos[0]);
+    // the package's own wording points at its API here, not at the file
+    const message = problem.code === "MULTIPLE_DOCS" ? "only one YAML document per file is supported" : problem.message;
+    throw new YamlError(file, line, message, col);
   }
-  return text;
+  const lines = new Map<string, number>();
+  if (doc.contents === null) return { value: null, lines };
+  collectLines(doc, doc.contents, lines, file, lineAt);
+  let value: unknown;
+  try {
+    value = doc.toJS();
+  } catch (error) {
+    throw new YamlError(file, lineAt(doc.contents.range?.[0] ?? 0), (error as Error).message);
+  }
+  return { value: value as YamlValue, lines };
 }
 
-function splitLines(source: string, file: string): Line[] {
-  const lines: Line[] = [];
-  source.replace(/^\uFEFF/, "").split(/\r?\n/).forEach((raw, i) => {
-    const number = i + 1;
-    const indentMatch = /^[ \t]*/.exec(raw)![0];
-    if (indentMatch.includes("\t") && raw.trim() !== "") throw new YamlError(file, number, "tabs are not allowed in indentation; use spaces");
-    const text = stripComment(raw.slice(indentMatch.length)).trimEnd();
-    if (text === "") return;
-    if (text === "---" || text === "...") {
-      if (lines.length > 0 && text === "---") throw new YamlError(file, number, "only one YAML document per file is supported");
+/**
+ * Walks the document the way toJS() will read it, recording the line of each key path and refusing what is not
+ * plain data. Keys and items reached through an alias or a merge key get the lines where their text is (the anchor).
+ */
+function collectLines(doc: Document, root: Node, lines: Map<string, number>, file: string, lineAt: (offset: number) => number): void {
+  const join = (path: string, key: string | number) => (path === "" ? String(key) : `${path}.${key}`);
+  // every node that came from parsing has a range
+  const start = (node: Node | null | undefined) => node?.range?.[0] ?? 0;
+  const fail = (node: Node | null | undefined, message: string): never => {
+    throw new YamlError(file, lineAt(start(node)), message);
+  };
+  const open = new Set<Node>();
+  let expanded = 0;
+
+  const resolve = (node: Node): Node => {
+    if (!isAlias(node)) return node;
+    const target = node.resolve(doc);
+    if (!target) return fail(node, `unknown alias *${node.source} (its anchor &${node.source} must come before it)`);
+    if (open.has(target)) fail(node, `alias *${node.source} refers to a collection that contains it`);
+    return target;
+  };
+
+  /** The maps that a `<<` value merges in, in the order their keys take priority. */
+  const mergeSources = (pair: Pair): Node[] => {
+    const value = pair.value as Node | null;
+    const items = value && isSeq(value) ? (value.items as Node[]) : [value];
+    return items.map((item) => {
+      const source = item ? resolve(item) : null;
+      if (!source || !isMap(source)) fail(item ?? (pair.key as Node), "a merge key (<<) takes a map, an alias of a map, or a list of them");
+      return source!;
+    });
+  };
+
+  const walk = (node: Node, path: string): void => {
+    if (++expanded > MAX_EXPANDED_NODES) fail(node, `the document expands to more than ${MAX_EXPANDED_NODES} nodes through its aliases`);
+    node = resolve(node);
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v !== null && typeof v !== "boolean" && typeof v !== "number" && typeof v !== "string") fail(node, `${node.tag ? shortTag(node.tag) : "this"} values are not supported in run files`);
       return;
     }
-    lines.push({ number, indent: indentMatch.length, text });
-  });
-  return lines;
-}
-
-const NUMBER = /^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/;
-
-/** A plain (unquoted) scalar as YAML 1.2's core schema reads it. */
-export function resolvePlainScalar(text: string): YamlValue {
-  if (text === "" || text === "~" || /^(null|Null|NULL)$/.test(text)) return null;
-  if (/^(true|True|TRUE)$/.test(text)) return true;
-  if (/^(false|False|FALSE)$/.test(text)) return false;
-  if (/^[-+]?[0-9]+$/.test(text)) return Number.parseInt(text, 10);
-  if (/^0x[0-9a-fA-F]+$/.test(text)) return Number.parseInt(text.slice(2), 16);
-  if (/^0o[0-7]+$/.test(text)) return Number.parseInt(text.slice(2), 8);
-  if (NUMBER.test(text)) return Number.parseFloat(text);
-  if (/^[-+]?\.(inf|Inf|INF)$/.test(text)) return text.startsWith("-") ? -Infinity : Infinity;
-  if (/^\.(nan|NaN|NAN)$/.test(text)) return Number.NaN;
-  return text;
-}
-
-const ESCAPES: Record<string, string> = { n: "\n", t: "\t", r: "\r", "0": "\0", '"': '"', "\\": "\\", "/": "/", " ": " ", e: "\x1b", b: "\b", f: "\f" };
-
-/** Reads a quoted scalar starting at text[start]; returns the value and the index after the closing quote. */
-function readQuoted(text: string, start: number, fail: (message: string) => never): { value: string; end: number } {
-  const quote = text[start];
-  let value = "";
-  for (let i = start + 1; i < text.length; i++) {
-    const ch = text[i];
-    if (quote === "'") {
-      if (ch === "'") {
-        if (text[i + 1] === "'") {
-          value += "'";
-          i++;
-          continue;
-        }
-        return { value, end: i + 1 };
-      }
-      value += ch;
-      continue;
+    if (isSeq(node)) {
+      if (node.tag && node.tag !== SEQ_TAG) fail(node, `${shortTag(node.tag)} values are not supported in run files`);
+      open.add(node);
+      node.items.forEach((item, i) => {
+        lines.set(join(path, i), lineAt(start(item as Node)));
+        walk(item as Node, join(path, i));
+      });
+      open.delete(node);
+      return;
     }
-    if (ch === '"') return { value, end: i + 1 };
-    if (ch !== "\\") {
-      value += ch;
-      continue;
+    if (!isMap(node)) return;
+    open.add(node);
+    for (const { key, keyNode, value } of entries(node)) {
+      lines.set(join(path, key), lineAt(start(keyNode)));
+      if (value !== null) walk(value, join(path, key));
     }
-    const next = text[++i];
-    if (next === "x" || next === "u" || next === "U") {
-      const digits = next === "x" ? 2 : next === "u" ? 4 : 8;
-      const hex = text.slice(i + 1, i + 1 + digits);
-      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== digits) fail(`bad escape \\${next}${hex} in a double-quoted string`);
-      value += String.fromCodePoint(Number.parseInt(hex, 16));
-      i += digits;
-    } else if (next !== undefined && next in ESCAPES) {
-      value += ESCAPES[next];
-    } else {
-      fail(`unknown escape \\${next ?? ""} in a double-quoted string`);
-    }
-  }
-  return fail(`unterminated ${quote === "'" ? "single" : "double"}-quoted string`);
-}
-
-/** Parses a one-line flow value: [a, b], {k: v}, a quoted or a plain scalar. */
-function parseFlow(text: string, fail: (message: string) => never): YamlValue {
-  let i = 0;
-  const skipSpaces = () => {
-    while (text[i] === " ") i++;
-  };
-  const parseValue = (inFlow: boolean): YamlValue => {
-    skipSpaces();
-    const ch = text[i];
-    if (ch === "[") {
-      i++;
-      const list: YamlValue[] = [];
-      skipSpaces();
-      if (text[i] === "]") {
-        i++;
-        return list;
-      }
-      for (;;) {
-        list.push(parseValue(true));
-        skipSpaces();
-        if (text[i] === ",") {
-          i++;
-          skipSpaces();
-          if (text[i] === "]") {
-            i++;
-            return list;
-          }
-          continue;
-        }
-        if (text[i] === "]") {
-          i++;
-          return list;
-        }
-        return fail(i >= text.length ? "a flow list [ ... ] must close on the same line" : `expected ',' or ']' in a flow list, found '${text[i]}'`);
-      }
-    }
-    if (ch === "{") {
-      i++;
-      const map: { [key: string]: YamlValue } = {};
-      skipSpaces();
-      if (text[i] === "}") {
-        i++;
-        return map;
-      }
-      for (;;) {
-        skipSpaces();
-        const key = parseValue(true);
-        if (typeof key !== "string" && typeof key !== "number" && typeof key !== "boolean") fail("a flow map key must be a scalar");
-        skipSpaces();
-        if (text[i] !== ":") fail(`expected ':' after key '${String(key)}' in a flow map`);
-        i++;
-        const name = String(key);
-        if (Object.hasOwn(map, name)) fail(`duplicate key '${name}'`);
-        map[name] = parseValue(true);
-        skipSpaces();
-        if (text[i] === ",") {
-          i++;
-          continue;
-        }
-        if (text[i] === "}") {
-          i++;
-          return map;
-        }
-        return fail(i >= text.length ? "a flow map { ... } must close on the same line" : `expected ',' or '}' in a flow map, found '${text[i]}'`);
-      }
-    }
-    if (ch === '"' || ch === "'") {
-      const { value, end } = readQuoted(text, i, fail);
-      i = end;
-      return value;
-    }
-    // plain scalar: up to a flow indicator inside flow collections, else to the end
-    const start = i;
-    if (inFlow) {
-      while (i < text.length && !",]}".includes(text[i]) && !(text[i] === ":" && (text[i + 1] === " " || text[i + 1] === undefined || ",]}".includes(text[i + 1])))) i++;
-    } else {
-      i = text.length;
-    }
-    const plain = text.slice(start, i).trim();
-    if (/^[&*!|>%@`]/.test(plain)) fail(`'${plain[0]}' (anchors, aliases, tags, block scalars, directives) is not supported in run files`);
-    return resolvePlainScalar(plain);
-  };
-  const value = parseValue(false);
-  skipSpaces();
-  if (i < text.length) fail(`unexpected text after the value: '${text.slice(i)}'`);
-  return value;
-}
-
-/** "key: value" -> key and the rest, or null when the line is not a map entry. */
-function splitKey(text: string, fail: (message: string) => never): { key: string; rest: string } | null {
-  if (text[0] === '"' || text[0] === "'") {
-    const { value, end } = readQuoted(text, 0, fail);
-    const after = text.slice(end);
-    if (after === ":" || after.startsWith(": ")) return { key: value, rest: after.slice(1).trim() };
-    return null;
-  }
-  if (text.startsWith("[") || text.startsWith("{")) return null;
-  const match = /^([^:]*?):(?: +|$)(.*)$/.exec(text);
-  if (!match) return null;
-  return { key: match[1].trim(), rest: match[2] };
-}
-
-/** Parses the YAML subset; `file` names the source in errors ("run.yaml:7: ..."). */
-export function parseYaml(source: string, file = "run.yaml"): YamlDocument {
-  const lines = splitLines(source, file);
-  const lineOf = new Map<string, number>();
-  let index = 0;
-  const failAt = (line: number) => (message: string): never => {
-    throw new YamlError(file, line, message);
-  };
-  const join = (path: string, key: string | number) => (path === "" ? String(key) : `${path}.${key}`);
-
-  const parseBlock = (indent: number, path: string): YamlValue => {
-    const first = lines[index];
-    if (first.text === "-" || first.text.startsWith("- ")) return parseList(first.indent, path);
-    return parseMap(indent, path);
+    open.delete(node);
   };
 
-  /** The value after "key:" or "- ": inline, or a nested block on the following lines, or null. */
-  const parseNested = (rest: string, line: Line, parentIndent: number, path: string, allowSameIndentList: boolean): YamlValue => {
-    if (rest !== "") {
-      if (rest === "|" || rest === ">" || /^[|>][-+0-9]*$/.test(rest)) failAt(line.number)("block scalars (| and >) are not supported; write the text on one line in quotes");
-      return parseFlow(rest, failAt(line.number));
-    }
-    const next = lines[index];
-    if (!next) return null;
-    if (next.indent > parentIndent) return parseBlock(next.indent, path);
-    // YAML lets a list under a key sit at the key's own indentation
-    if (allowSameIndentList && next.indent === parentIndent && (next.text === "-" || next.text.startsWith("- "))) return parseList(next.indent, path);
-    return null;
-  };
-
-  const parseMap = (indent: number, path: string): YamlValue => {
-    const map: { [key: string]: YamlValue } = {};
-    while (index < lines.length) {
-      const line = lines[index];
-      if (line.indent < indent) break;
-      const fail = failAt(line.number);
-      if (line.indent > indent) fail(`unexpected indentation (expected ${indent} spaces, found ${line.indent})`);
-      if (line.text === "-" || line.text.startsWith("- ")) fail("a list item where a 'key: value' line was expected");
-      const entry = splitKey(line.text, fail);
-      if (!entry) fail(`expected 'key: value', found '${line.text}'`);
-      const { key, rest } = entry!;
-      if (key === "") fail("empty key");
-      if (key === "<<") fail("merge keys (<<) are not supported");
-      if (Object.hasOwn(map, key)) fail(`duplicate key '${key}' (first at line ${lineOf.get(join(path, key))})`);
-      const keyPath = join(path, key);
-      lineOf.set(keyPath, line.number);
-      index++;
-      map[key] = parseNested(rest, line, indent, keyPath, true);
-    }
-    return map;
-  };
-
-  const parseList = (indent: number, path: string): YamlValue => {
-    const list: YamlValue[] = [];
-    while (index < lines.length) {
-      const line = lines[index];
-      if (line.indent < indent) break;
-      const fail = failAt(line.number);
-      if (line.indent > indent) fail(`unexpected indentation (expected ${indent} spaces, found ${line.indent})`);
-      if (!(line.text === "-" || line.text.startsWith("- "))) break;
-      const itemPath = join(path, list.length);
-      lineOf.set(itemPath, line.number);
-      const rest = line.text.slice(1).replace(/^ +/, "");
-      const column = indent + (line.text.length - rest.length);
-      if (rest !== "" && splitKey(rest, fail) && !rest.startsWith("[") && !rest.startsWith("{")) {
-        // "- key: value": a map whose keys line up with this first key
-        lines[index] = { number: line.number, indent: column, text: rest };
-        list.push(parseMap(column, itemPath));
+  /**
+   * A map's keys as toJS() reads them: the keys written in it first, then those of its `<<` maps (recursively) that
+   * it does not set itself, the first merged map winning, each with the node where its text is.
+   */
+  const entries = (node: Node): { key: string; keyNode: Node; value: Node | null }[] => {
+    if (!isMap(node)) return [];
+    if (node.tag && node.tag !== MAP_TAG) fail(node, `${shortTag(node.tag)} values are not supported in run files`);
+    const written = new Map<string, number>();
+    const out: { key: string; keyNode: Node; value: Node | null }[] = [];
+    const merged: Node[] = [];
+    for (const pair of node.items) {
+      const keyNode = pair.key as Node | null;
+      if (isMergeKey(keyNode)) {
+        merged.push(...mergeSources(pair));
         continue;
       }
-      if (rest.startsWith("- ") || rest === "-") {
-        lines[index] = { number: line.number, indent: column, text: rest };
-        list.push(parseList(column, itemPath));
-        continue;
-      }
-      index++;
-      list.push(parseNested(rest, line, indent, itemPath, false));
+      const at = keyNode ?? (pair.value as Node | null) ?? node;
+      if (keyNode && !isScalar(keyNode)) fail(at, "a key must be a name, not a list or a map");
+      const name = keyNode ? (keyNode as Scalar).value : null;
+      if (name === null || name === "") fail(at, "empty key");
+      const key = String(name);
+      if (written.has(key)) fail(at, `duplicate key '${key}' (first at line ${written.get(key)})`);
+      written.set(key, lineAt(start(at)));
+      out.push({ key, keyNode: at, value: pair.value as Node | null });
     }
-    return list;
+    const taken = new Set(written.keys());
+    for (const source of merged) {
+      if (open.has(source)) fail(source, "a merge key (<<) merges a map into itself");
+      open.add(source);
+      for (const entry of entries(source)) {
+        if (taken.has(entry.key)) continue;
+        taken.add(entry.key);
+        out.push(entry);
+      }
+      open.delete(source);
+    }
+    return out;
   };
 
-  if (lines.length === 0) return { value: null, lines: lineOf };
-  const top = lines[0];
-  let value: YamlValue;
-  if (top.text === "-" || top.text.startsWith("- ") || splitKey(top.text, failAt(top.number))) {
-    value = parseBlock(top.indent, "");
-  } else {
-    value = parseFlow(top.text, failAt(top.number));
-    index = 1;
-  }
-  if (index < lines.length) {
-    const line = lines[index];
-    failAt(line.number)(line.indent < top.indent ? "this line is indented less than the first line of the document" : `unexpected line '${line.text}'`);
-  }
-  return { value, lines: lineOf };
+  walk(root, "");
 }
 
-/** Writes a value in the same subset (block maps and lists, quoted strings where needed); parseYaml reads it back. */
-export function stringifyYaml(value: YamlValue, indent = 0): string {
-  const pad = " ".repeat(indent);
-  if (Array.isArray(value)) {
-    if (value.length === 0) return `${pad}[]\n`;
-    return value
-      .map((item) => {
-        if (item !== null && typeof item === "object" && !(Array.isArray(item) && item.length === 0) && !(isMap(item) && Object.keys(item).length === 0)) {
-          const nested = stringifyYaml(item, indent + 2);
-          return `${pad}- ${nested.slice(indent + 2)}`;
-        }
-        return `${pad}- ${scalarText(item)}\n`;
-      })
-      .join("");
-  }
-  if (isMap(value)) {
-    const entries = Object.entries(value);
-    if (entries.length === 0) return `${pad}{}\n`;
-    return entries
-      .map(([key, item]) => {
-        const name = scalarText(key);
-        if (item !== null && typeof item === "object" && !(Array.isArray(item) && item.length === 0) && !(isMap(item) && Object.keys(item).length === 0)) {
-          return `${pad}${name}:\n${stringifyYaml(item, indent + 2)}`;
-        }
-        return `${pad}${name}: ${Array.isArray(item) ? "[]" : isMap(item) ? "{}" : scalarText(item)}\n`;
-      })
-      .join("");
-  }
-  return `${pad}${scalarText(value)}\n`;
-}
-
-function isMap(value: YamlValue): value is { [key: string]: YamlValue } {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-function scalarText(value: YamlValue): string {
-  if (value === null) return "null";
-  if (typeof value === "boolean") return String(value);
-  if (typeof value === "number") {
-    if (Number.isNaN(value)) return ".nan";
-    if (!Number.isFinite(value)) return value > 0 ? ".inf" : "-.inf";
-    return String(value);
-  }
-  if (typeof value === "string") {
-    const plainSafe = value !== "" && resolvePlainScalar(value) === value && !/^[\s\-?:,\[\]{}#&*!|>'"%@`]|[\s]$|: |\s#|[\n\t]/.test(value);
-    return plainSafe ? value : JSON.stringify(value);
-  }
-  throw new Error("scalarText: not a scalar");
+/** Writes a value as block YAML (quoting strings that would read back as something else); parseYaml reads it back equal. */
+export function stringifyYaml(value: YamlValue): string {
+  // no line folding (long regexes and prompts stay on one line), and no anchors for repeated objects
+  return stringify(value, { version: "1.2", schema: "core", lineWidth: 0, aliasDuplicateObjects: false });
 }

@@ -39,6 +39,51 @@ test("an unknown key names the file, the line and the closest known key", () => 
   assert.match(problems(() => readRunConfig(far))[0], /unknown key 'zzzzzz' in .*far\.yaml:1; known keys: task, output_dir, model/);
 });
 
+test("run files are full YAML: anchors and merge keys, block scalars, multi-line flow lists; errors after them keep their line", () => {
+  const text = [
+    "task: classification",            // 1
+    "data:",                           // 2
+    "  train: t.jsonl",                // 3
+    "  prompt: >-",                    // 4
+    "    Which shape is in",           // 5
+    "    the image?",                  // 6
+    "components:",                     // 7
+    "  vision: &adapt",                // 8
+    "    mode: lora",                  // 9
+    "    r: 4",                        // 10
+    "    target_modules: [",           // 11
+    "      q_proj,",                   // 12
+    "      v_proj,",                   // 13
+    "    ]",                           // 14
+    "  language:",                     // 15
+    "    <<: *adapt",                  // 16
+    "    r: 16",                       // 17
+    "  projector: *adapt",             // 18
+    "head:",                           // 19
+    "  pooling: mean",                 // 20
+  ];
+  const config = readRunConfig(runFile(text.join("\n") + "\n", "full.yaml"));
+  const adapt = { mode: "lora", r: 4, target_modules: ["q_proj", "v_proj"] };
+  assert.deepEqual(config, {
+    task: "classification",
+    data: { train: "t.jsonl", prompt: "Which shape is in the image?" },
+    components: { vision: adapt, language: { ...adapt, r: 16 }, projector: adapt },
+    head: { pooling: "mean" },
+  });
+  // an unknown key after those constructs is named at its own line
+  const typo = runFile([...text, "  poolin: last", "epochs: 1"].join("\n"), "typo.yaml");
+  assert.deepEqual(problems(() => readRunConfig(typo)), [`unknown key 'poolin' (in 'head') in ${typo}:21 (did you mean 'pooling'?)`]);
+  // a wrong value reached through an alias is named where its text is, under each key that uses it
+  const shared = runFile(text.join("\n").replace("    r: 4", "    r: 0"), "shared.yaml");
+  assert.deepEqual(problems(() => readRunConfig(shared)), [
+    `${shared}:10: 'components.vision.r' must be an integer >= 1, got 0`,
+    `${shared}:10: 'components.projector.r' must be an integer >= 1, got 0`,
+  ]);
+  // a syntax error names the line and column, a duplicate key both lines
+  assert.throws(() => readRunConfig(runFile("data:\n  train: [a,\n", "open.yaml")), /open\.yaml:3:1: /);
+  assert.throws(() => readRunConfig(runFile("epochs: 1\nseed: 2\nepochs: 3\n", "dup.yaml")), /dup\.yaml:3: duplicate key 'epochs' \(first at line 1\)/);
+});
+
 test("a wrong type names the key and the expected type", () => {
   const path = runFile("epochs: three\nbatch_size: 0\ncomponents:\n  language:\n    mode: adapter\nmodel: cpu\nhead:\n  dropout: 1.5\n", "types.yaml");
   assert.deepEqual(problems(() => readRunConfig(path)), [
