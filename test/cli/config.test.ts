@@ -90,7 +90,7 @@ test("a wrong type names the key and the expected type", () => {
     `${path}:1: 'epochs' must be an integer >= 1, got "three"`,
     `${path}:2: 'batch_size' must be an integer >= 1, got 0`,
     `${path}:5: 'components.language.mode' must be one of frozen, lora, full, got "adapter"`,
-    `${path}:6: 'model' must be a map of keys (path, config, dtype, device), got "cpu"`,
+    `${path}:6: 'model' must be a map of keys (path, config, dtype, device, adapter), got "cpu"`,
     `${path}:8: 'head.dropout' must be a number in [0, 1), got 1.5`,
   ]);
 });
