@@ -58,7 +58,11 @@ export function forEachJsonlRow(
   if (!existsSync(path)) throw new Error(`${path}: file not found`);
   const base = options.baseDir ?? dirname(resolve(path));
   const resolveMedia = (p: string) => (isAbsolute(p) ? p : join(base, p));
-  readFileSync(path, "utf8").split("\n").forEach((line, i) => {
+  // Editors on Windows write a UTF-8 byte order mark first; it is not part of the first row.
+  const lines = readFileSync(path, "utf8").replace(/^\uFEFF/, "").split("\n");
+  // An empty file would otherwise train on nothing (or evaluate nothing) far from the cause.
+  if (lines.every((line) => line.trim() === "")) throw new Error(`${path}: no records in the file (it is empty); give a JSONL file with one JSON object per line`);
+  lines.forEach((line, i) => {
     if (line.trim() === "") return;
     const source = `${path}:${i + 1}`;
     try {

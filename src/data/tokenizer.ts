@@ -87,6 +87,9 @@ function tokenContent(value: unknown): string | undefined {
   return undefined;
 }
 
+const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
+const kindOf = (value: unknown) => (Array.isArray(value) ? "an array" : value === null ? "null" : typeof value);
+
 function readJson(path: string): Json {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
@@ -219,6 +222,12 @@ export class Tokenizer {
     const where = files.source ?? "tokenizer.json";
     this.source = where;
     const spec = files.tokenizer;
+    // The configs sit beside tokenizer.json; errors in them name them, not tokenizer.json.
+    const beside = (name: string) => (where.endsWith("tokenizer.json") ? where.slice(0, -"tokenizer.json".length) + name : name);
+    if (!isObject(spec)) throw new Error(`${where}: must be a JSON object, got ${kindOf(spec)}`);
+    for (const [name, value] of [["tokenizer_config.json", files.config], ["special_tokens_map.json", files.specialTokensMap]] as const) {
+      if (value !== undefined && !isObject(value)) throw new Error(`${beside(name)}: must be a JSON object, got ${kindOf(value)}; fix or remove the file`);
+    }
     const config = files.config ?? {};
     this.config = config;
     // The file's own "truncation"/"padding" sections are ignored, as transformers does: they are per-call options.
@@ -228,7 +237,14 @@ export class Tokenizer {
     this.postProcessor = buildPostProcessor(spec.post_processor, where);
     this.decoder = buildDecoder(spec.decoder, where);
 
-    for (const entry of (spec.added_tokens ?? []) as Json[]) this.registerAddedToken(entry, entry.id);
+    if (spec.added_tokens != null && !Array.isArray(spec.added_tokens)) throw new Error(`${where}: "added_tokens" must be a list, got ${kindOf(spec.added_tokens)}`);
+    ((spec.added_tokens ?? []) as Json[]).forEach((entry, i) => {
+      // An entry without content would become the token "undefined"
+      if (!isObject(entry) || typeof entry.content !== "string" || entry.content === "") {
+        throw new Error(`${where}: added_tokens[${i}] needs a non-empty string "content", got ${JSON.stringify(entry)}; fix the entry in tokenizer.json`);
+      }
+      this.registerAddedToken(entry, entry.id);
+    });
 
     // Special tokens: tokenizer_config.json first, special_tokens_map.json for what it lacks.
     const specialSources = [config, files.specialTokensMap ?? {}];
@@ -266,7 +282,10 @@ export class Tokenizer {
     // Like PreTrainedTokenizerFast.__init__: tokens of added_tokens_decoder missing from tokenizer.json,
     // then special tokens missing from the added vocabulary, are added (as special tokens).
     const decoderEntries = Object.entries((config.added_tokens_decoder ?? {}) as Record<string, Json>).sort((a, b) => Number(a[0]) - Number(b[0]));
-    for (const [, entry] of decoderEntries) {
+    for (const [id, entry] of decoderEntries) {
+      if (!isObject(entry) || typeof entry.content !== "string" || entry.content === "") {
+        throw new Error(`${beside("tokenizer_config.json")}: added_tokens_decoder["${id}"] needs a non-empty string "content", got ${JSON.stringify(entry)}`);
+      }
       if (!this.addedByContent.has(entry.content)) this.registerAddedToken(entry, undefined);
     }
     const allSpecial = [...Object.values(this.specialTokens), ...this.additionalSpecialTokens, ...Object.values(this.namedSpecialTokens)];

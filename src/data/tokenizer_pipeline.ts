@@ -434,6 +434,15 @@ class MergeQueue {
   }
 }
 
+/** The model's unk_token, which must be in the vocab when given (else every unknown word fails later, far from the file). */
+function readUnkToken(spec: Json, vocab: Map<string, number>, where: string, model: string): string | undefined {
+  const unk = spec.unk_token;
+  if (unk === undefined || unk === null) return undefined;
+  if (typeof unk !== "string") throw new Error(`${where}: model.unk_token must be a string, got ${JSON.stringify(unk)}`);
+  if (!vocab.has(unk)) throw new Error(`${where}: the ${model} model's unk_token ${JSON.stringify(unk)} is not in model.vocab; add it to the vocab or fix model.unk_token in tokenizer.json`);
+  return unk;
+}
+
 export class BpeModel implements TokenizerModel {
   private readonly vocabMap: Map<string, number>;
   private readonly reverse: Map<number, string>;
@@ -450,7 +459,7 @@ export class BpeModel implements TokenizerModel {
   constructor(spec: Json, where: string) {
     this.vocabMap = readVocab(spec.vocab, where);
     this.reverse = reverseVocab(this.vocabMap);
-    this.unkToken = spec.unk_token ?? undefined;
+    this.unkToken = readUnkToken(spec, this.vocabMap, where, "BPE");
     this.continuingSubwordPrefix = spec.continuing_subword_prefix ?? undefined;
     this.endOfWordSuffix = spec.end_of_word_suffix ?? undefined;
     this.fuseUnk = !!spec.fuse_unk;
@@ -601,7 +610,7 @@ class WordPieceModel implements TokenizerModel {
   constructor(spec: Json, where: string) {
     this.vocabMap = readVocab(spec.vocab, where);
     this.reverse = reverseVocab(this.vocabMap);
-    this.unkToken = spec.unk_token ?? "[UNK]";
+    this.unkToken = readUnkToken(spec, this.vocabMap, where, "WordPiece") ?? "[UNK]";
     this.prefix = spec.continuing_subword_prefix ?? "##";
     this.maxChars = spec.max_input_chars_per_word ?? 100;
   }
@@ -652,7 +661,7 @@ class WordLevelModel implements TokenizerModel {
   constructor(spec: Json, where: string) {
     this.vocabMap = readVocab(spec.vocab, where);
     this.reverse = reverseVocab(this.vocabMap);
-    this.unkToken = spec.unk_token ?? undefined;
+    this.unkToken = readUnkToken(spec, this.vocabMap, where, "WordLevel");
   }
   get vocabSize(): number {
     return this.vocabMap.size;

@@ -11,12 +11,18 @@ import {
 } from "./common/hf_folder.js";
 import type { CausalLMInputs, CausalLMOutput } from "./common/outputs.js";
 import type { VlmFactory } from "./vlm.js";
+import { checkModelFits } from "./common/size_check.js";
 
 export interface LoadPretrainedOptions {
   /** Where the weights go (default "cpu"). */
   device?: DeviceLike;
   /** dtype of floating weights (default float32; "auto" keeps the checkpoint's). */
   dtype?: LoadDType;
+  /**
+   * Bytes the weights may take; a config describing a larger model is refused before anything is allocated
+   * (default: os.totalmem() on the CPU; on CUDA unchecked, the device's total is not known here).
+   */
+  memoryLimit?: number;
 }
 
 /** What a loader gets: the folder, its parsed config, and the caller's options. */
@@ -91,6 +97,7 @@ export type PretrainedModel<M extends Module = Module> = M & { generationConfig?
 export async function loadPretrained<M extends Module = Module>(dir: string, options: LoadPretrainedOptions = {}): Promise<PretrainedModel<M>> {
   const config = readModelConfig(dir);
   const entry = findEntry(config);
+  checkModelFits(config, { device: deviceName(options.device), dtype: options.dtype === undefined ? undefined : String(options.dtype), memoryLimit: options.memoryLimit });
   const generationConfig = readGenerationConfig(dir) ?? parseGenerationConfig(config);
   const model = (await entry.loader({ dir, config, generationConfig, options })) as PretrainedModel<M>;
   model.generationConfig = generationConfig;
@@ -169,6 +176,9 @@ export function buildFromConfig<M extends Module = Module>(config: string | Conf
   const reader = typeof config === "string" ? readConfigFile(config) : config instanceof ConfigReader ? config : new ConfigReader(config, file);
   const modelType = reader.string("model_type", null);
   const build = modelType === null ? undefined : configBuilders.get(modelType);
+  // Built in float32 on the CPU first, then moved: both must fit.
+  checkModelFits(reader, { device: "cpu", memoryLimit: options.memoryLimit });
+  if (deviceName(options.device) !== "cpu") checkModelFits(reader, { device: deviceName(options.device), dtype: options.dtype === undefined ? undefined : String(options.dtype), memoryLimit: options.memoryLimit });
   const model = (build ? build(reader) : buildCausalLM(reader)) as PretrainedModel<M>;
   if (options.device !== undefined || (options.dtype !== undefined && options.dtype !== "auto")) {
     model.to({ device: options.device, dtype: options.dtype === "auto" ? undefined : options.dtype });
@@ -187,4 +197,10 @@ function readConfigFile(path: string): ConfigReader {
   }
   if (!isJsonObject(raw)) throw new Error(`${path}: a model config must be a JSON object`);
   return new ConfigReader(raw, path);
+}
+
+/** "cpu" or "cuda" of a device option (the size check only needs the kind). */
+function deviceName(device: DeviceLike | undefined): string {
+  const name = device === undefined ? "cpu" : String(device);
+  return name.startsWith("cuda") ? name : "cpu";
 }

@@ -176,13 +176,49 @@ function readFully(fd: number, into: Buffer, position: number, path: string): vo
   }
 }
 
+/** The first key that the top-level object of a (valid) JSON text has twice, or null. */
+function firstDuplicateTopLevelKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === "{" || ch === "[") depth++;
+    else if (ch === "}" || ch === "]") depth--;
+    else if (ch === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (depth === 1) {
+        let next = end + 1;
+        while (/\s/.test(text[next] ?? "")) next++;
+        if (text[next] === ":") {
+          const key = JSON.parse(text.slice(i, end + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = end;
+    }
+  }
+  return null;
+}
+
 function parseHeader(header: Buffer, path: string): { metadata: Record<string, string>; tensors: Map<string, SafetensorsTensorInfo> } {
+  let text: string;
+  try {
+    // fatal: invalid UTF-8 is an error, not U+FFFD replacement characters inside tensor names
+    text = new TextDecoder("utf-8", { fatal: true }).decode(header);
+  } catch {
+    throw new Error(`${path}: the safetensors header is not valid UTF-8; the file is damaged or not a safetensors file`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(header.toString("utf8"));
+    json = JSON.parse(text);
   } catch (error) {
     throw new Error(`${path}: the safetensors header is not valid JSON (${(error as Error).message})`);
   }
+  // JSON.parse keeps the last of two equal keys; a header naming a tensor twice is ambiguous, so refuse it.
+  const duplicate = firstDuplicateTopLevelKey(text);
+  if (duplicate !== null) throw new Error(`${path}: the safetensors header names '${duplicate}' twice; each tensor must appear once (re-save the file)`);
   if (!isPlainObject(json)) throw new Error(`${path}: the safetensors header must be a JSON object, got ${Array.isArray(json) ? "an array" : typeof json}`);
 
   let metadata: Record<string, string> = {};

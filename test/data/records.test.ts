@@ -104,3 +104,16 @@ test("label maps and seeded splits", () => {
   assert.deepEqual([...a.train, ...a.val].sort((x, y) => x - y), items, "nothing lost or duplicated");
   assert.notDeepEqual(splitRecords(items, 0.2, 8).val, a.val, "another seed gives another split");
 });
+
+test("a UTF-8 byte order mark is stripped; an empty file is an error naming it", () => {
+  const dir = dataset();
+  const bom = join(dir, "bom.jsonl");
+  writeFileSync(bom, '\uFEFF{"image": "a.png", "label": "cat"}\n{"image": "b.png", "label": "dog"}\n');
+  const set = readJsonlRecords(bom, { labels: ["cat", "dog"] });
+  assert.deepEqual(set.records.map((r) => r.label), ["cat", "dog"]);
+  for (const text of ["", "\n  \n", "\uFEFF"]) {
+    const empty = join(dir, "empty.jsonl");
+    writeFileSync(empty, text);
+    assert.throws(() => readJsonlRecords(empty), new RegExp(`^Error: ${empty.replace(/[.\\/]/g, "\\$&")}: no records in the file`), JSON.stringify(text));
+  }
+});

@@ -340,3 +340,37 @@ test("whole tokenizers of other styles (BERT, GPT-2, Llama-3, Mistral) match the
     }
   }
 });
+
+test("unk_token missing from the vocab is refused at load, naming tokenizer.json and model.unk_token", () => {
+  const vocab = { a: 0, b: 1 };
+  for (const type of ["WordLevel", "WordPiece", "BPE"]) {
+    const model: Json = { type, vocab, unk_token: "<unk>", ...(type === "BPE" ? { merges: [] } : {}) };
+    assert.throws(
+      () => new Tokenizer({ tokenizer: { model }, source: "/m/tokenizer.json" }),
+      new RegExp(`/m/tokenizer\\.json: the ${type} model's unk_token "<unk>" is not in model\\.vocab`),
+      type,
+    );
+    // In the vocab it loads and maps unknown text to it
+    const ok = new Tokenizer({ tokenizer: { model: { ...model, vocab: { ...vocab, "<unk>": 2 } } } });
+    assert.deepEqual(ok.encode("z", { addSpecialTokens: false }), [2], type);
+  }
+});
+
+test("an added token without content is refused, naming the file and the entry", () => {
+  const model = { type: "WordLevel", vocab: { a: 0 }, unk_token: "a" };
+  assert.throws(
+    () => new Tokenizer({ tokenizer: { model, added_tokens: [{ id: 1, content: "<x>", special: true }, { id: 2, special: true }] }, source: "/m/tokenizer.json" }),
+    /\/m\/tokenizer\.json: added_tokens\[1\] needs a non-empty string "content"/,
+  );
+  assert.throws(
+    () => new Tokenizer({ tokenizer: { model }, config: { added_tokens_decoder: { "5": { special: true } } }, source: "/m/tokenizer.json" }),
+    /\/m\/tokenizer_config\.json: added_tokens_decoder\["5"\] needs a non-empty string "content"/,
+  );
+});
+
+test("a tokenizer_config.json that is not an object is blamed, not tokenizer.json", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vlmkit-tok-"));
+  writeFileSync(join(dir, "tokenizer.json"), JSON.stringify({ model: { type: "WordLevel", vocab: { a: 0 }, unk_token: "a" } }));
+  writeFileSync(join(dir, "tokenizer_config.json"), "[]");
+  assert.throws(() => Tokenizer.fromFolder(dir), new RegExp(`${join(dir, "tokenizer_config.json").replace(/[.\\/]/g, "\\$&")}: must be a JSON object, got an array`));
+});

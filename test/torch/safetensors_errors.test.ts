@@ -6,7 +6,7 @@ import {
   readSafetensors, writeSafetensors, writeShardedSafetensors, SafetensorsFile, SafetensorsCheckpoint, tensor, randn, dispose, liveTensorCount,
   type Tensor,
 } from "../../src/index.js";
-import { assemble, bytesOf, scratchFolder } from "./safetensors_helpers.js";
+import { alignPadding, assemble, bytesOf, scratchFolder } from "./safetensors_helpers.js";
 
 /** Asserts that fn throws an Error whose message contains every one of the given pieces. */
 function throwsNaming(fn: () => unknown, ...pieces: (string | RegExp)[]): void {
@@ -202,4 +202,26 @@ test("writing rejects the reserved __metadata__ name and non-string metadata", (
   throwsNaming(() => writeSafetensors(join(folder, "a.safetensors"), { t }, { step: 3 as unknown as string }), "'step'", /strings/);
   assert.deepEqual(readdirSync(folder), []);
   t.dispose();
+});
+
+test("a header naming a tensor twice is refused, naming the file and the key", () => {
+  const entry = (offsets: string) => `{"dtype":"F32","shape":[2],"data_offsets":${offsets}}`;
+  const header = `{"a":${entry("[0,8]")},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}, "a" :${entry("[0,8]")}}`;
+  const path = writeHandMade("dup.safetensors", header, [twoFloats, bytesOf(new Float32Array([3]))], alignPadding(header));
+  throwsNaming(() => new SafetensorsFile(path), path, "'a' twice");
+  // Equal names inside __metadata__ values or nested objects are not top-level duplicates
+  const nested = `{"__metadata__":{"a":"x","b":"a"},"a":${entry("[0,8]")}}`;
+  const ok = writeHandMade("nested.safetensors", nested, [twoFloats], alignPadding(nested));
+  assert.deepEqual(new SafetensorsFile(ok).keys(), ["a"]);
+});
+
+test("a header that is not valid UTF-8 is refused, naming the file", () => {
+  const header = `{"a\u00e9":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`;
+  const bytes = assemble(header, [twoFloats], alignPadding(header));
+  // é is c3 a9 in UTF-8; a lone c3 followed by a quote is not UTF-8 (a lenient decoder makes it U+FFFD)
+  const at = bytes.indexOf(Buffer.from([0xc3, 0xa9]));
+  bytes[at + 1] = 0x20;
+  const path = join(scratchFolder(), "latin1.safetensors");
+  writeFileSync(path, bytes);
+  throwsNaming(() => new SafetensorsFile(path), path, "not valid UTF-8");
 });

@@ -1,5 +1,6 @@
 // CLIP configs from config.json with transformers' defaults (models/clip/configuration_clip.py): the text
 // tower (clip_text_model), the vision tower (clip_vision_model) and the dual encoder (clip).
+import { encoderLayersTerm, keyUse, type SizeTerm } from "../common/size_check.js";
 import { ConfigReader, isJsonObject, type JsonObject } from "../common/config_reader.js";
 
 export interface CLIPTextConfig {
@@ -58,6 +59,14 @@ export function squareSize(c: ConfigReader, key: string, fallback: number): numb
   return c.size(key, fallback);
 }
 
+
+/** The towers split hidden_size evenly over the heads (transformers' attention raises otherwise). */
+export function checkHeads(c: ConfigReader, hiddenSize: number, numHeads: number): void {
+  if (hiddenSize % numHeads !== 0) {
+    throw new Error(`${c.file}: ${c.keyName("hidden_size")} (${hiddenSize}) must be divisible by ${c.keyName("num_attention_heads")} (${numHeads}); fix one of them`);
+  }
+}
+
 /** eos_token_id may be an int or a list; the text tower pools on the first id of a list. */
 function firstId(c: ConfigReader, key: string, fallback: number): number | null {
   if (!(key in c.raw)) return fallback;
@@ -67,14 +76,17 @@ function firstId(c: ConfigReader, key: string, fallback: number): number | null 
 
 export function parseCLIPTextConfig(source: ConfigReader | JsonObject, file = "config.json"): CLIPTextConfig {
   const c = asReader(source, file);
+  const hiddenSize = c.size("hidden_size", 512);
+  const numHeads = c.size("num_attention_heads", 8);
+  checkHeads(c, hiddenSize, numHeads);
   return {
     model_type: c.string("model_type", "clip_text_model"),
     vocab_size: c.size("vocab_size", 49408),
-    hidden_size: c.size("hidden_size", 512),
+    hidden_size: hiddenSize,
     intermediate_size: c.size("intermediate_size", 2048),
     projection_dim: c.size("projection_dim", 512),
-    num_hidden_layers: c.size("num_hidden_layers", 12),
-    num_attention_heads: c.size("num_attention_heads", 8),
+    num_hidden_layers: c.layers("num_hidden_layers", 12),
+    num_attention_heads: numHeads,
     max_position_embeddings: c.size("max_position_embeddings", 77),
     hidden_act: c.string("hidden_act", "quick_gelu"),
     layer_norm_eps: c.float("layer_norm_eps", 1e-5),
@@ -87,13 +99,16 @@ export function parseCLIPTextConfig(source: ConfigReader | JsonObject, file = "c
 
 export function parseCLIPVisionConfig(source: ConfigReader | JsonObject, file = "config.json"): CLIPVisionConfig {
   const c = asReader(source, file);
+  const hiddenSize = c.size("hidden_size", 768);
+  const numHeads = c.size("num_attention_heads", 12);
+  checkHeads(c, hiddenSize, numHeads);
   return {
     model_type: c.string("model_type", "clip_vision_model"),
-    hidden_size: c.size("hidden_size", 768),
+    hidden_size: hiddenSize,
     intermediate_size: c.size("intermediate_size", 3072),
     projection_dim: c.size("projection_dim", 512),
-    num_hidden_layers: c.size("num_hidden_layers", 12),
-    num_attention_heads: c.size("num_attention_heads", 12),
+    num_hidden_layers: c.layers("num_hidden_layers", 12),
+    num_attention_heads: numHeads,
     num_channels: c.size("num_channels", 3),
     image_size: squareSize(c, "image_size", 224),
     patch_size: squareSize(c, "patch_size", 32),
@@ -123,3 +138,30 @@ export function parseCLIPConfig(source: ConfigReader | JsonObject, file = "confi
     logit_scale_init_value: c.float("logit_scale_init_value", 2.6592),
   };
 }
+
+/** Parameters of a CLIP or SigLIP text tower by part: token and position embeddings, layers. */
+export function textTowerTerms(c: ConfigReader, s: { vocab_size: number; hidden_size: number; intermediate_size: number; num_hidden_layers: number; max_position_embeddings: number }): SizeTerm[] {
+  return [
+    { what: `${c.path || "the"} token embeddings`, params: (s.vocab_size + s.max_position_embeddings) * s.hidden_size, keys: [keyUse(c, "vocab_size", s.vocab_size), keyUse(c, "hidden_size", s.hidden_size)] },
+    encoderLayersTerm(c, s),
+  ];
+}
+
+/** Parameters of a CLIP or SigLIP vision tower by part: patch and position embeddings, layers. */
+export function visionTowerTerms(c: ConfigReader, s: { hidden_size: number; intermediate_size: number; num_hidden_layers: number; num_channels: number; image_size: number; patch_size: number }): SizeTerm[] {
+  const patches = (s.image_size / s.patch_size) ** 2 + 1;
+  return [
+    {
+      what: `${c.path || "the"} patch embeddings`,
+      params: (s.num_channels * s.patch_size * s.patch_size + patches) * s.hidden_size,
+      keys: [keyUse(c, "image_size", s.image_size), keyUse(c, "patch_size", s.patch_size), keyUse(c, "hidden_size", s.hidden_size)],
+    },
+    encoderLayersTerm(c, s),
+  ];
+}
+
+const sub = (c: ConfigReader, name: string) => new ConfigReader(subConfig(c, name), c.file, name);
+
+export const clipTextSizeTerms = (c: ConfigReader): SizeTerm[] => textTowerTerms(c, parseCLIPTextConfig(c));
+export const clipVisionSizeTerms = (c: ConfigReader): SizeTerm[] => visionTowerTerms(c, parseCLIPVisionConfig(c));
+export const clipSizeTerms = (c: ConfigReader): SizeTerm[] => [...clipTextSizeTerms(sub(c, "text_config")), ...clipVisionSizeTerms(sub(c, "vision_config"))];

@@ -4,7 +4,8 @@ import { registerArchitecture, type ArchitectureLoader } from "../auto.js";
 import { loadWeights } from "../common/hf_folder.js";
 import type { ConfigReader } from "../common/config_reader.js";
 import { skipRandomInit, type Module } from "../../torch/nn/index.js";
-import { parseCLIPConfig, parseCLIPTextConfig, parseCLIPVisionConfig } from "./config.js";
+import { registerParameterEstimate } from "../common/size_check.js";
+import { clipSizeTerms, clipTextSizeTerms, clipVisionSizeTerms, parseCLIPConfig, parseCLIPTextConfig, parseCLIPVisionConfig } from "./config.js";
 import { CLIPModel, CLIPTextModel, CLIPVisionModel } from "./model.js";
 
 export * from "./config.js";
@@ -50,6 +51,9 @@ export function towerLoader(build: (config: ConfigReader) => Module, renameKey: 
   };
 }
 
+registerParameterEstimate("clip", clipSizeTerms);
+registerParameterEstimate("clip_vision_model", clipVisionSizeTerms);
+registerParameterEstimate("clip_text_model", clipTextSizeTerms);
 registerArchitecture("clip", towerLoader((c) => new CLIPModel(parseCLIPConfig(c)), clipModelKey), { architectures: ["CLIPModel"] });
 registerArchitecture("clip_vision_model", towerLoader((c) => new CLIPVisionModel(parseCLIPVisionConfig(c)), clipVisionKey), { architectures: ["CLIPVisionModel"] });
 registerArchitecture("clip_text_model", towerLoader((c) => new CLIPTextModel(parseCLIPTextConfig(c)), clipTextKey), { architectures: ["CLIPTextModel"] });

@@ -3,6 +3,11 @@
 
 export type JsonObject = Record<string, unknown>;
 
+/** Largest accepted size of any dimension (int32's range, far above any real model's). */
+export const MAX_SIZE = 2 ** 31 - 1;
+/** Largest accepted layer count: the deepest released models have a few hundred layers. */
+export const MAX_LAYERS = 10_000;
+
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return `an array (${JSON.stringify(value).slice(0, 60)})`;
@@ -26,12 +31,13 @@ export class ConfigReader {
     readonly path = "",
   ) {}
 
-  #name(key: string): string {
+  /** The key as the file spells it from the top ("text_config.hidden_size"), for error messages. */
+  keyName(key: string): string {
     return this.path ? `${this.path}.${key}` : key;
   }
 
   #fail(key: string, wanted: string, value: unknown): never {
-    throw new Error(`${this.file}: "${this.#name(key)}" must be ${wanted}, got ${describe(value)}; fix the value in ${this.file}`);
+    throw new Error(`${this.file}: "${this.keyName(key)}" must be ${wanted}, got ${describe(value)}; fix the value in ${this.file}`);
   }
 
   /** True when the key is present and not null (HF treats null as "use the default"). */
@@ -49,11 +55,24 @@ export class ConfigReader {
     return value;
   }
 
-  /** A positive integer (sizes, counts). */
-  size(key: string, fallback: number): number {
+  /**
+   * A positive integer (sizes, counts), at most `max` (default 2^31 - 1: no real model has a larger
+   * dimension, and a larger one is a typo that would otherwise reach the allocator). An explicit null is
+   * an error unless `nullable`: transformers passes null on as None, which only some keys accept (those
+   * it derives, such as head_dim); for the others it fails, so must we rather than use the default.
+   */
+  size(key: string, fallback: number, options: { max?: number; nullable?: boolean } = {}): number {
+    if (this.raw[key] === null && !options.nullable) this.#fail(key, "a positive integer (null is not a size; remove the key to use the default)", null);
     const value = this.int(key, fallback);
     if (value <= 0) this.#fail(key, "a positive integer", value);
+    const max = options.max ?? MAX_SIZE;
+    if (value > max) this.#fail(key, `a positive integer of at most ${max}`, value);
     return value;
+  }
+
+  /** A layer count: a positive integer of at most MAX_LAYERS (each layer is a tree of modules in memory). */
+  layers(key: string, fallback: number): number {
+    return this.size(key, fallback, { max: MAX_LAYERS });
   }
 
   float(key: string, fallback: number): number;
@@ -118,6 +137,6 @@ export class ConfigReader {
     if (!this.has(key)) return null;
     const value = this.raw[key];
     if (!isJsonObject(value)) this.#fail(key, "an object", value);
-    return new ConfigReader(value, this.file, this.#name(key));
+    return new ConfigReader(value, this.file, this.keyName(key));
   }
 }

@@ -1,5 +1,6 @@
 // LlamaConfig from config.json, with transformers' defaults (models/llama/configuration_llama.py).
 import { ConfigReader, type JsonObject } from "../common/config_reader.js";
+import { decoderTerms, type SizeTerm } from "../common/size_check.js";
 import { readRopeParameters, type RopeParameters } from "../common/rotary.js";
 
 export interface LlamaConfig {
@@ -32,9 +33,13 @@ export function parseLlamaConfig(source: ConfigReader | JsonObject, file = "conf
   const c = source instanceof ConfigReader ? source : new ConfigReader(source, file);
   const hiddenSize = c.size("hidden_size", 4096);
   const numHeads = c.size("num_attention_heads", 32);
-  const numKvHeads = c.size("num_key_value_heads", numHeads);
+  const numKvHeads = c.size("num_key_value_heads", numHeads, { nullable: true });
   if (numHeads % numKvHeads !== 0) {
     throw new Error(`${c.file}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+  }
+  // Without head_dim the heads split hidden_size evenly; a remainder would silently drop columns.
+  if (!c.has("head_dim") && hiddenSize % numHeads !== 0) {
+    throw new Error(`${c.file}: ${c.keyName("hidden_size")} (${hiddenSize}) must be divisible by ${c.keyName("num_attention_heads")} (${numHeads}) when head_dim is not given; fix one of them or give head_dim`);
   }
   const maxPositionEmbeddings = c.size("max_position_embeddings", 2048);
   return {
@@ -42,10 +47,10 @@ export function parseLlamaConfig(source: ConfigReader | JsonObject, file = "conf
     vocab_size: c.size("vocab_size", 32000),
     hidden_size: hiddenSize,
     intermediate_size: c.size("intermediate_size", 11008),
-    num_hidden_layers: c.size("num_hidden_layers", 32),
+    num_hidden_layers: c.layers("num_hidden_layers", 32),
     num_attention_heads: numHeads,
     num_key_value_heads: numKvHeads,
-    head_dim: c.size("head_dim", Math.floor(hiddenSize / numHeads)),
+    head_dim: c.size("head_dim", hiddenSize / numHeads, { nullable: true }),
     hidden_act: c.string("hidden_act", "silu"),
     max_position_embeddings: maxPositionEmbeddings,
     rms_norm_eps: c.float("rms_norm_eps", 1e-6),
@@ -60,3 +65,6 @@ export function parseLlamaConfig(source: ConfigReader | JsonObject, file = "conf
     pad_token_id: c.int("pad_token_id", null),
   };
 }
+
+/** The parameter count of a Llama config, by part (for the size check before building). */
+export const llamaSizeTerms = (c: ConfigReader): SizeTerm[] => decoderTerms(c, parseLlamaConfig(c));

@@ -1,7 +1,9 @@
 // LlavaConfig from config.json with transformers' defaults (models/llava/configuration_llava.py).
 import { ConfigReader, isJsonObject, type JsonObject } from "../common/config_reader.js";
 import { parseCLIPVisionConfig, type CLIPVisionConfig } from "../clip/config.js";
-import { parseSiglipVisionConfig, type SiglipVisionConfig } from "../siglip/config.js";
+import { parseSiglipVisionConfig, siglipVisionSizeTerms, type SiglipVisionConfig } from "../siglip/config.js";
+import { clipVisionSizeTerms } from "../clip/config.js";
+import { estimateParameters, type SizeTerm } from "../common/size_check.js";
 
 /** The vision towers LLaVA can use, by vision_config.model_type. */
 export type LlavaVisionConfig = CLIPVisionConfig | SiglipVisionConfig;
@@ -36,6 +38,9 @@ const DEFAULT_VISION: JsonObject = {
   num_hidden_layers: 24, num_attention_heads: 16, projection_dim: 768,
 };
 
+// transformers' vocab_size of the language models LLaVA configs name, for an absent text_config.vocab_size.
+const TEXT_VOCAB_DEFAULTS: Record<string, number | undefined> = { llama: 32000, qwen2: 151936 };
+
 /** The vision config by its model_type (clip_vision_model when absent). */
 export function parseVisionTowerConfig(c: ConfigReader): LlavaVisionConfig {
   const modelType = c.string("model_type", "clip_vision_model");
@@ -59,6 +64,16 @@ export function parseLlavaConfig(source: ConfigReader | JsonObject, file = "conf
   const textRaw = c.has("text_config") ? c.object("text_config")!.raw : {};
   const text = new ConfigReader({ model_type: "llama", ...textRaw }, c.file, "text_config");
   const imageTokenId = c.has("image_token_index") ? c.int("image_token_index", 32000) : c.int("image_token_id", 32000);
+  // The placeholder id must be a row of the embedding matrix, or no prompt can hold an image.
+  const vocabKey = text.keyName("vocab_size");
+  const vocabSize = text.has("vocab_size") ? text.size("vocab_size", 0) : TEXT_VOCAB_DEFAULTS[text.string("model_type", "llama")];
+  if (vocabSize !== undefined && (imageTokenId < 0 || imageTokenId >= vocabSize)) {
+    const tokenKey = c.has("image_token_index") ? "image_token_index" : "image_token_id";
+    throw new Error(
+      `${c.file}: ${tokenKey} (${imageTokenId}) is outside the language model's vocabulary (${vocabKey} ${vocabSize}${text.has("vocab_size") ? "" : ", transformers' default"}); ` +
+        `the image token must be an id below ${vocabKey}: fix ${tokenKey} or ${vocabKey} in ${c.file}`,
+    );
+  }
   const textTies = isJsonObject(textRaw) && textRaw.tie_word_embeddings === true;
   return {
     model_type: c.string("model_type", "llava"),
@@ -74,4 +89,20 @@ export function parseLlavaConfig(source: ConfigReader | JsonObject, file = "conf
     eos_token_id: text.intOrIntList("eos_token_id") ?? c.intOrIntList("eos_token_id"),
     pad_token_id: text.int("pad_token_id", null) ?? c.int("pad_token_id", null),
   };
+}
+
+/** Parameters of a LLaVA config by part (vision tower, projector, language model) for the size check. */
+export function llavaSizeTerms(c: ConfigReader): SizeTerm[] {
+  const config = parseLlavaConfig(c);
+  const vision = config.vision_config;
+  const visionReader = new ConfigReader({ model_type: "clip_vision_model", ...(c.has("vision_config") ? c.object("vision_config")!.raw : DEFAULT_VISION) }, c.file, "vision_config");
+  const visionTerms = vision.model_type === "siglip_vision_model" ? siglipVisionSizeTerms(visionReader) : clipVisionSizeTerms(visionReader);
+  const textTerms = estimateParameters(config.text_config) ?? [];
+  if (!c.has("text_config") && textTerms.length > 0) {
+    textTerms[0].note = `${c.file} has no text_config, so the language model is transformers' default (a 7B Llama: hidden_size 4096, 32 layers, vocab_size 32000); give text_config with your language model's sizes`;
+  }
+  const textHidden = config.text_config.has("hidden_size") ? config.text_config.size("hidden_size", 1) : 4096;
+  const layers = Array.isArray(config.vision_feature_layer) ? config.vision_feature_layer.length : 1;
+  const projector: SizeTerm = { what: "multi_modal_projector", params: vision.hidden_size * layers * textHidden + textHidden * textHidden, keys: [] };
+  return [...visionTerms, projector, ...textTerms];
 }

@@ -3,7 +3,8 @@
 import { registerArchitecture, registerConfigBuilder } from "../auto.js";
 import { loadWeights } from "../common/hf_folder.js";
 import { isPositionIdsBuffer } from "../clip/index.js";
-import { parseLlavaConfig } from "./config.js";
+import { registerParameterEstimate } from "../common/size_check.js";
+import { llavaSizeTerms, parseLlavaConfig } from "./config.js";
 import { buildLlavaForLoading, LlavaForConditionalGeneration } from "./model.js";
 import { LlavaVlm } from "./vlm.js";
 
@@ -46,4 +47,5 @@ registerArchitecture(
   { architectures: ["LlavaForConditionalGeneration"], vlm: (context) => new LlavaVlm(context) },
 );
 
+registerParameterEstimate("llava", llavaSizeTerms);
 registerConfigBuilder("llava", (config) => new LlavaForConditionalGeneration(parseLlavaConfig(config)));

@@ -1,5 +1,6 @@
 // Qwen2Config from config.json, with transformers' defaults (models/qwen2/configuration_qwen2.py).
 import { ConfigReader, type JsonObject } from "../common/config_reader.js";
+import { decoderTerms, type SizeTerm } from "../common/size_check.js";
 import { readRopeParameters, type RopeParameters } from "../common/rotary.js";
 
 export type Qwen2LayerType = "full_attention" | "sliding_attention";
@@ -34,11 +35,16 @@ export function parseQwen2Config(source: ConfigReader | JsonObject, file = "conf
   const c = source instanceof ConfigReader ? source : new ConfigReader(source, file);
   const hiddenSize = c.size("hidden_size", 4096);
   const numHeads = c.size("num_attention_heads", 32);
-  const numKvHeads = c.size("num_key_value_heads", 32);
+  // transformers: absent means 32, an explicit null means num_attention_heads
+  const numKvHeads = c.raw.num_key_value_heads === null ? numHeads : c.size("num_key_value_heads", 32);
   if (numHeads % numKvHeads !== 0) {
     throw new Error(`${c.file}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
   }
-  const numLayers = c.size("num_hidden_layers", 32);
+  // Without head_dim the heads split hidden_size evenly; a remainder would silently drop columns.
+  if (!c.has("head_dim") && hiddenSize % numHeads !== 0) {
+    throw new Error(`${c.file}: ${c.keyName("hidden_size")} (${hiddenSize}) must be divisible by ${c.keyName("num_attention_heads")} (${numHeads}) when head_dim is not given; fix one of them or give head_dim`);
+  }
+  const numLayers = c.layers("num_hidden_layers", 32);
   const maxPositionEmbeddings = c.size("max_position_embeddings", 32768);
   const useSlidingWindow = c.bool("use_sliding_window", false);
   const slidingWindowSize = c.int("sliding_window", 4096);
@@ -66,7 +72,7 @@ export function parseQwen2Config(source: ConfigReader | JsonObject, file = "conf
     num_hidden_layers: numLayers,
     num_attention_heads: numHeads,
     num_key_value_heads: numKvHeads,
-    head_dim: c.size("head_dim", Math.floor(hiddenSize / numHeads)),
+    head_dim: c.size("head_dim", hiddenSize / numHeads, { nullable: true }),
     hidden_act: c.string("hidden_act", "silu"),
     max_position_embeddings: maxPositionEmbeddings,
     rms_norm_eps: c.float("rms_norm_eps", 1e-6),
@@ -81,3 +87,6 @@ export function parseQwen2Config(source: ConfigReader | JsonObject, file = "conf
     pad_token_id: c.int("pad_token_id", null),
   };
 }
+
+/** The parameter count of a Qwen2 config, by part (for the size check before building). */
+export const qwen2SizeTerms = (c: ConfigReader): SizeTerm[] => decoderTerms(c, parseQwen2Config(c));

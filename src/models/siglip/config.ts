@@ -1,6 +1,7 @@
 // SigLIP configs from config.json with transformers' defaults (models/siglip/configuration_siglip.py).
 import { ConfigReader, type JsonObject } from "../common/config_reader.js";
-import { squareSize, subConfig } from "../clip/config.js";
+import { checkHeads, squareSize, subConfig, textTowerTerms, visionTowerTerms } from "../clip/config.js";
+import type { SizeTerm } from "../common/size_check.js";
 
 export interface SiglipTextConfig {
   model_type: string;
@@ -47,19 +48,21 @@ const asReader = (source: ConfigReader | JsonObject, file: string) => (source in
 export function parseSiglipTextConfig(source: ConfigReader | JsonObject, file = "config.json"): SiglipTextConfig {
   const c = asReader(source, file);
   const hiddenSize = c.size("hidden_size", 768);
+  const numHeads = c.size("num_attention_heads", 12);
+  checkHeads(c, hiddenSize, numHeads);
   const eos = "eos_token_id" in c.raw ? c.intOrIntList("eos_token_id") : [49407];
   return {
     model_type: c.string("model_type", "siglip_text_model"),
     vocab_size: c.size("vocab_size", 32000),
     hidden_size: hiddenSize,
     intermediate_size: c.size("intermediate_size", 3072),
-    num_hidden_layers: c.size("num_hidden_layers", 12),
-    num_attention_heads: c.size("num_attention_heads", 12),
+    num_hidden_layers: c.layers("num_hidden_layers", 12),
+    num_attention_heads: numHeads,
     max_position_embeddings: c.size("max_position_embeddings", 64),
     hidden_act: c.string("hidden_act", "gelu_pytorch_tanh"),
     layer_norm_eps: c.float("layer_norm_eps", 1e-6),
     attention_dropout: c.float("attention_dropout", 0),
-    projection_size: c.size("projection_size", hiddenSize),
+    projection_size: c.size("projection_size", hiddenSize, { nullable: true }),
     pad_token_id: "pad_token_id" in c.raw ? c.int("pad_token_id", null) : 1,
     bos_token_id: "bos_token_id" in c.raw ? c.int("bos_token_id", null) : 49406,
     eos_token_id: eos && eos.length > 0 ? eos[0] : null,
@@ -68,12 +71,15 @@ export function parseSiglipTextConfig(source: ConfigReader | JsonObject, file = 
 
 export function parseSiglipVisionConfig(source: ConfigReader | JsonObject, file = "config.json"): SiglipVisionConfig {
   const c = asReader(source, file);
+  const hiddenSize = c.size("hidden_size", 768);
+  const numHeads = c.size("num_attention_heads", 12);
+  checkHeads(c, hiddenSize, numHeads);
   return {
     model_type: c.string("model_type", "siglip_vision_model"),
-    hidden_size: c.size("hidden_size", 768),
+    hidden_size: hiddenSize,
     intermediate_size: c.size("intermediate_size", 3072),
-    num_hidden_layers: c.size("num_hidden_layers", 12),
-    num_attention_heads: c.size("num_attention_heads", 12),
+    num_hidden_layers: c.layers("num_hidden_layers", 12),
+    num_attention_heads: numHeads,
     num_channels: c.size("num_channels", 3),
     image_size: squareSize(c, "image_size", 224),
     patch_size: squareSize(c, "patch_size", 16),
@@ -92,3 +98,9 @@ export function parseSiglipConfig(source: ConfigReader | JsonObject, file = "con
     vision_config: parseSiglipVisionConfig(new ConfigReader(subConfig(c, "vision_config"), c.file, "vision_config")),
   };
 }
+
+const sub = (c: ConfigReader, name: string) => new ConfigReader(subConfig(c, name), c.file, name);
+
+export const siglipTextSizeTerms = (c: ConfigReader): SizeTerm[] => textTowerTerms(c, parseSiglipTextConfig(c));
+export const siglipVisionSizeTerms = (c: ConfigReader): SizeTerm[] => visionTowerTerms(c, parseSiglipVisionConfig(c));
+export const siglipSizeTerms = (c: ConfigReader): SizeTerm[] => [...siglipTextSizeTerms(sub(c, "text_config")), ...siglipVisionSizeTerms(sub(c, "vision_config"))];

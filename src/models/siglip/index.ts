@@ -2,7 +2,8 @@
 // configs, the models and the checkpoint key layouts they accept.
 import { registerArchitecture } from "../auto.js";
 import { isPositionIdsBuffer, towerKey, towerLoader } from "../clip/index.js";
-import { parseSiglipConfig, parseSiglipTextConfig, parseSiglipVisionConfig } from "./config.js";
+import { registerParameterEstimate } from "../common/size_check.js";
+import { parseSiglipConfig, parseSiglipTextConfig, parseSiglipVisionConfig, siglipSizeTerms, siglipTextSizeTerms, siglipVisionSizeTerms } from "./config.js";
 import { SiglipModel, SiglipTextModel, SiglipVisionModel } from "./model.js";
 
 export * from "./config.js";
@@ -19,6 +20,9 @@ export const siglipTextKey = (name: string) => towerKey(name, "text_model", TEXT
 /** Checkpoint key -> SiglipModel name (stored position ids dropped). */
 export const siglipModelKey = (name: string) => (isPositionIdsBuffer(name) ? null : name);
 
+registerParameterEstimate("siglip", siglipSizeTerms);
+registerParameterEstimate("siglip_vision_model", siglipVisionSizeTerms);
+registerParameterEstimate("siglip_text_model", siglipTextSizeTerms);
 registerArchitecture("siglip", towerLoader((c) => new SiglipModel(parseSiglipConfig(c)), siglipModelKey), { architectures: ["SiglipModel"] });
 registerArchitecture("siglip_vision_model", towerLoader((c) => new SiglipVisionModel(parseSiglipVisionConfig(c)), siglipVisionKey), { architectures: ["SiglipVisionModel"] });
 registerArchitecture("siglip_text_model", towerLoader((c) => new SiglipTextModel(parseSiglipTextConfig(c)), siglipTextKey), { architectures: ["SiglipTextModel"] });
