@@ -184,6 +184,8 @@ export class ClassificationTask implements Task<SampleBatch> {
   fitFeatureNorm(data: DataSource<SampleBatch>, batchSize: number, maxSamples = 1024): void {
     if (!this.options.normalizeFeatures) return;
     const count = this.#caching ? data.length : Math.min(data.length, maxSamples);
+    // one sample has no spread (its std is NaN): the features then go to the head as they are
+    if (count < 2) return;
     const stats = noGrad(() =>
       tidy(() => {
         const chunks: Tensor[] = [];
