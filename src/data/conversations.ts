@@ -1,6 +1,7 @@
-// Conversation datasets for generative fine-tuning, in the two formats people have: LLaVA's
-// {image | images | video, conversations: [{from: human | gpt | system, value}]} and the messages format
-// {messages: [{role, content: "text" | [{type: "image", image?}, {type: "text", text}]}], images?}.
+// Conversation datasets for generative fine-tuning, in the formats people have, as JSON Lines or one JSON array:
+// LLaVA's / ShareGPT's {image | images | video, conversations: [{from: human | gpt | system, value}]}, the messages
+// format {messages: [{role, content: "text" | [{type: "image", image?}, {type: "text", text}]}], images?}, and
+// LLaMA-Factory's alpaca format {instruction, input?, output, system?, images?}.
 // Each row becomes messages with one image placeholder per image; an optional "label" names its class.
 import { existsSync } from "node:fs";
 import { BadRecord, forEachJsonlRow, type SkippedRecord } from "./records.js";
@@ -63,8 +64,14 @@ export function readConversationRecords(
           throw new BadRecord(`messages[${k}].content must be a string or a list of parts`);
         }
       }
+    } else if (typeof row.instruction === "string") {
+      // LLaMA-Factory's alpaca format: instruction (+ input) asked, output answered, an optional system prompt
+      if (typeof row.output !== "string") throw new BadRecord('an alpaca row needs a string "output" beside its "instruction"');
+      if (typeof row.system === "string" && row.system !== "") record.messages.push({ role: "system", content: row.system });
+      const input = typeof row.input === "string" && row.input !== "" ? `\n${row.input}` : "";
+      record.messages.push({ role: "user", content: row.instruction + input }, { role: "assistant", content: row.output });
     } else {
-      throw new BadRecord('a conversation row needs "conversations" (LLaVA format) or "messages"');
+      throw new BadRecord('a conversation row needs "conversations" (LLaVA / ShareGPT format), "messages", or "instruction" and "output" (alpaca format)');
     }
     if (!record.messages.some((m) => m.role === "assistant")) throw new BadRecord("the conversation has no assistant answer to learn");
     const listed = row.image !== undefined ? [row.image] : Array.isArray(row.images) ? row.images : imagesFromParts.length ? imagesFromParts : undefined;

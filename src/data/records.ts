@@ -45,7 +45,8 @@ const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
 export class BadRecord extends Error {}
 
 /**
- * Calls onRow with each non-blank line of a JSONL file, parsed to an object, and its "file:line". Bad JSON, a
+ * Calls onRow with each non-blank line of a JSONL file, parsed to an object, and its "file:line" (or each element of
+ * a .json file, which holds one JSON array, named "file[index]"). Bad JSON, a
  * row that is not an object, or a BadRecord thrown by onRow is an error naming file:line, or with skipBad is added
  * to skipped. Media paths in rows are relative to the file's folder unless baseDir says otherwise: resolveMedia.
  */
@@ -59,19 +60,10 @@ export function forEachJsonlRow(
   const base = options.baseDir ?? dirname(resolve(path));
   const resolveMedia = (p: string) => (isAbsolute(p) ? p : join(base, p));
   // Editors on Windows write a UTF-8 byte order mark first; it is not part of the first row.
-  const lines = readFileSync(path, "utf8").replace(/^\uFEFF/, "").split("\n");
-  // An empty file would otherwise train on nothing (or evaluate nothing) far from the cause.
-  if (lines.every((line) => line.trim() === "")) throw new Error(`${path}: no records in the file (it is empty); give a JSONL file with one JSON object per line`);
-  lines.forEach((line, i) => {
-    if (line.trim() === "") return;
-    const source = `${path}:${i + 1}`;
+  const text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  const visit = (source: string, parse: () => unknown) => {
     try {
-      let row: unknown;
-      try {
-        row = JSON.parse(line);
-      } catch (error) {
-        throw new BadRecord(`bad JSON (${(error as Error).message})`);
-      }
+      const row = parse();
       if (row === null || typeof row !== "object" || Array.isArray(row)) throw new BadRecord("a row must be a JSON object");
       onRow(row as Record<string, unknown>, source, resolveMedia);
     } catch (error) {
@@ -79,6 +71,32 @@ export function forEachJsonlRow(
       if (!options.skipBad) throw new Error(`${source}: ${error.message}`);
       skipped.push({ source, reason: error.message });
     }
+  };
+  // a .json file is one JSON array of rows (LLaVA's and LLaMA-Factory's datasets): each row is named file[index]
+  if (extname(path).toLowerCase() === ".json") {
+    let rows: unknown;
+    try {
+      rows = JSON.parse(text);
+    } catch (error) {
+      throw new Error(`${path}: bad JSON (${(error as Error).message}); a dataset file is JSON Lines (one object per line) or one JSON array of objects`);
+    }
+    if (!Array.isArray(rows)) throw new Error(`${path}: a JSON dataset file must hold one array of objects`);
+    if (rows.length === 0) throw new Error(`${path}: no records in the file (the array is empty)`);
+    rows.forEach((row, i) => visit(`${path}[${i}]`, () => row));
+    return;
+  }
+  const lines = text.split("\n");
+  // An empty file would otherwise train on nothing (or evaluate nothing) far from the cause.
+  if (lines.every((line) => line.trim() === "")) throw new Error(`${path}: no records in the file (it is empty); give a JSONL file with one JSON object per line`);
+  lines.forEach((line, i) => {
+    if (line.trim() === "") return;
+    visit(`${path}:${i + 1}`, () => {
+      try {
+        return JSON.parse(line);
+      } catch (error) {
+        throw new BadRecord(`bad JSON (${(error as Error).message})`);
+      }
+    });
   });
 }
 

@@ -37,7 +37,7 @@ test("LLaVA and messages rows give the same messages; a missing placeholder goes
 const BAD: [string, object | string, RegExp][] = [
   ["bad JSON", '{"conversations": [', /:1: bad JSON/],
   ["not an object", "[1, 2]", /:1: a row must be a JSON object/],
-  ["no conversation", { image: "a.png" }, /:1: a conversation row needs "conversations" \(LLaVA format\) or "messages"/],
+  ["no conversation", { image: "a.png" }, /:1: a conversation row needs "conversations" \(LLaVA \/ ShareGPT format\), "messages", or "instruction" and "output" \(alpaca format\)/],
   ["bad turn", { conversations: [{ from: "robot", value: "hi" }] }, /:1: conversations\[0\] needs "from"/],
   ["bad role", { messages: [{ role: "robot", content: "hi" }] }, /:1: messages\[0\]\.role must be user, assistant or system/],
   ["bad part", { messages: [{ role: "user", content: [{ type: "audio" }] }, { role: "assistant", content: "x" }] }, /:1: messages\[0\]\.content\[0\] must be/],
@@ -58,4 +58,31 @@ test("each kind of bad row is an error naming file:line, or with skipBad is skip
     assert.equal(skipped[0].source, `${mixed}:2`, name);
   }
   assert.throws(() => readConversationRecords(join(dir, "absent.jsonl")), /absent\.jsonl: file not found/);
+});
+
+test("JSON-array dataset files (LLaVA's and LLaMA-Factory's) and alpaca rows; a bad element is named file[index]", () => {
+  const path = join(dir, "llava_instruct.json");
+  writeFileSync(path, JSON.stringify([
+    { id: "000001", image: "a.png", conversations: [{ from: "human", value: "<image>\nWhat is it?" }, { from: "gpt", value: "a cat" }] },
+    { instruction: "What is it?", input: "Answer in two words.", output: "a cat", system: "Be brief.", images: ["a.png"] },
+    { instruction: "Name an animal.", output: "cat" },
+  ], null, 2));
+  const { records } = readConversationRecords(path);
+  assert.deepEqual(records.map((r) => r.source), [`${path}[0]`, `${path}[1]`, `${path}[2]`]);
+  assert.deepEqual(records[0].messages, [{ role: "user", content: "<image>\nWhat is it?" }, { role: "assistant", content: "a cat" }]);
+  assert.deepEqual(records[1].messages, [
+    { role: "system", content: "Be brief." }, { role: "user", content: "<image>\nWhat is it?\nAnswer in two words." }, { role: "assistant", content: "a cat" },
+  ]);
+  assert.deepEqual(records[1].images, [join(dir, "a.png")]);
+  assert.equal(records[2].images, undefined);
+  const bad = join(dir, "bad.json");
+  writeFileSync(bad, JSON.stringify([{ instruction: "x", output: "y" }, { instruction: "x" }, 7]));
+  assert.throws(() => readConversationRecords(bad), new RegExp(`${bad.replace(/[.\\/]/g, "\\$&")}\\[1\\]: an alpaca row needs a string "output"`));
+  const skipping = readConversationRecords(bad, { skipBad: true });
+  assert.deepEqual(skipping.skipped.map((s) => s.source), [`${bad}[1]`, `${bad}[2]`]);
+  const broken = join(dir, "broken.json");
+  writeFileSync(broken, '[{"instruction": "x", "output": "y"},');
+  assert.throws(() => readConversationRecords(broken), /broken\.json: bad JSON .*one JSON array of objects/);
+  writeFileSync(broken, "[]");
+  assert.throws(() => readConversationRecords(broken), /broken\.json: no records in the file \(the array is empty\)/);
 });

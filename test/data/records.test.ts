@@ -117,3 +117,13 @@ test("a UTF-8 byte order mark is stripped; an empty file is an error naming it",
     assert.throws(() => readJsonlRecords(empty), new RegExp(`^Error: ${empty.replace(/[.\\/]/g, "\\$&")}: no records in the file`), JSON.stringify(text));
   }
 });
+
+test("a labeled dataset can be one JSON array of rows, each named file[index] in errors", () => {
+  const dir = dataset();
+  const path = join(dir, "train.json");
+  writeFileSync(path, JSON.stringify([{ image: "a.png", label: "cat" }, { image: "b.png", label: "dog" }]));
+  const set = readJsonlRecords(path);
+  assert.deepEqual(set.records.map((r) => [r.source, r.label]), [[`${path}[0]`, "cat"], [`${path}[1]`, "dog"]]);
+  writeFileSync(path, JSON.stringify([{ image: "a.png", label: "cat" }, { image: "a.png", label: "bird" }]));
+  assert.throws(() => readJsonlRecords(path, { labels: ["cat", "dog"] }), /train\.json\[1\]: unknown label 'bird'/);
+});
