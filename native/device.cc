@@ -24,6 +24,7 @@ static c10::DeviceIndex cudaIndex(const Napi::CallbackInfo& info, size_t i) {
   return static_cast<c10::DeviceIndex>(index);
 }
 OP(cudaDeviceName) { ENV; return Napi::String::New(env, at::cuda::getDeviceProperties(cudaIndex(info, 0))->name); }
+OP(cudaTotalMemory) { ENV; return Napi::Number::New(env, static_cast<double>(at::cuda::getDeviceProperties(cudaIndex(info, 0))->totalGlobalMem)); }
 OP(cudaSynchronize) {
   ENV;
   if (isNullish(info, 0)) {
@@ -61,6 +62,7 @@ static Napi::Value noCuda(const Napi::CallbackInfo& info) {
   throw ArgError("this vlmkit build has no CUDA support (libtorch was CPU-only when it was built)");
 }
 OP(cudaDeviceName) { return noCuda(info); }
+OP(cudaTotalMemory) { return noCuda(info); }
 OP(cudaSynchronize) { return noCuda(info); }
 OP(cudaMemoryStats) { return noCuda(info); }
 OP(cudaResetPeakMemoryStats) { return noCuda(info); }
@@ -69,7 +71,7 @@ OP(cudaEmptyCache) { return noCuda(info); }
 
 namespace vlmkit {
 void initDevice(Napi::Env env, Napi::Object exports) {
-  DEF(cudaIsAvailable); DEF(cudaDeviceCount); DEF(cudaDeviceName); DEF(cudaSynchronize); DEF(cudaMemoryStats);
+  DEF(cudaIsAvailable); DEF(cudaDeviceCount); DEF(cudaDeviceName); DEF(cudaTotalMemory); DEF(cudaSynchronize); DEF(cudaMemoryStats);
   DEF(cudaResetPeakMemoryStats); DEF(cudaEmptyCache);
 }
 }  // namespace vlmkit

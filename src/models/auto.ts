@@ -20,7 +20,7 @@ export interface LoadPretrainedOptions {
   dtype?: LoadDType;
   /**
    * Bytes the weights may take; a config describing a larger model is refused before anything is allocated
-   * (default: os.totalmem() on the CPU; on CUDA unchecked, the device's total is not known here).
+   * (default: os.totalmem() on the CPU, the device's memory on CUDA).
    */
   memoryLimit?: number;
 }

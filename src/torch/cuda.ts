@@ -12,6 +12,8 @@ export const cuda = {
   isAvailable: (): boolean => native.cudaIsAvailable(),
   deviceCount: (): number => native.cudaDeviceCount(),
   deviceName: (device?: number): string => native.cudaDeviceName(device ?? null),
+  /** The device's memory in bytes (torch.cuda.get_device_properties(i).total_memory). */
+  totalMemory: (device?: number): number => native.cudaTotalMemory(device ?? null),
   synchronize: (device?: number): void => native.cudaSynchronize(device ?? null),
   memoryStats: (device?: number): MemoryStats => native.cudaMemoryStats(device ?? null),
   memoryAllocated: (device?: number): number => (native.cudaMemoryStats(device ?? null) as MemoryStats).allocated,

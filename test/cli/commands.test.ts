@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { noGrad, tidy, readSafetensors, loadPretrained, type LlavaForConditionalGeneration } from "../../src/index.js";
@@ -48,6 +48,22 @@ test("every command answers --help with exit 0 and --version with the package's 
   const missing = vlmkit("eval", "--run", join(dir, "nothing-here"));
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /is not a run folder \(no run\.yaml\)/);
+});
+
+test("a second `vlmkit train` on a folder another live process writes exits 1, naming that process", async () => {
+  const out = join(dir, "runs", "busy");
+  mkdirSync(out, { recursive: true });
+  const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60000)"]);
+  try {
+    writeFileSync(join(out, "run.lock"), JSON.stringify({ pid: holder.pid, host: hostname(), started: "2026-12-03T00:00:00Z", command: "vlmkit train" }));
+    const second = vlmkit("train", "--model-config", modelConfig, "--device", "cpu", "--train", data.trainJsonl, "--output", out, "--no-progress");
+    assert.equal(second.status, 1, second.stderr);
+    assert.match(second.stderr, new RegExp(`is in use by process ${holder.pid} on `));
+  } finally {
+    const exited = new Promise((done) => holder.once("exit", done));
+    holder.kill();
+    await exited;
+  }
 });
 
 test("Ctrl-C during training saves checkpoints/last and exits 130; --resume finishes the run", { timeout: 120_000 }, async () => {

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  buildFromConfig, parseLlamaConfig, parseQwen2Config, parseCLIPConfig, parseSiglipConfig, parseLlavaConfig, tinyLlavaConfig,
+  buildFromConfig, parseLlamaConfig, parseQwen2Config, parseCLIPConfig, parseSiglipConfig, parseLlavaConfig, tinyLlavaConfig, cuda,
 } from "../../src/index.js";
 
 const GB = 1e9;
@@ -107,4 +107,12 @@ test("a LLaVA image_token_index outside the text vocabulary is refused at parse 
   const { vocab_size: _v, ...noVocab } = text;
   assert.throws(() => parseLlavaConfig({ ...config, text_config: noVocab, image_token_index: 32000 }), /text_config\.vocab_size 32000, transformers' default/);
   assert.equal(parseLlavaConfig({ ...config, image_token_index: 39 }).image_token_id, 39);
+});
+
+test("on CUDA the limit is the device's memory (torch.cuda.get_device_properties().total_memory)", { skip: !cuda.isAvailable() && "no CUDA device" }, () => {
+  const total = cuda.totalMemory(0);
+  assert.ok(total > 1 * GB, `device memory ${total}`);
+  // parameters for twice the device's memory in bf16: refused on cuda:0 without an explicit limit
+  const vocab = Math.ceil(total / 32);
+  assert.throws(() => buildFromConfig({ ...tinyLlama, vocab_size: vocab, tie_word_embeddings: true }, { device: "cuda:0", dtype: "bfloat16", memoryLimit: undefined }), /GB of this machine's memory|GB memory limit|more than the/);
 });

@@ -3,6 +3,7 @@
 // keys take transformers' defaults, which can be large (a LLaVA config without text_config is a 7B Llama),
 // so the error names the keys behind the largest part and says which of them were defaulted.
 import { totalmem } from "node:os";
+import { cuda } from "../../torch/cuda.js";
 import { toDType } from "../../torch/tensor.js";
 import type { ConfigReader } from "./config_reader.js";
 
@@ -52,7 +53,7 @@ export interface FitOptions {
   device?: string;
   /** The load dtype; "auto" (the checkpoint's) is estimated from config.json's torch_dtype / dtype, else float32. */
   dtype?: string;
-  /** Bytes the weights may take; default os.totalmem() on the CPU, unchecked on CUDA (the addon reports no total). */
+  /** Bytes the weights may take; default os.totalmem() on the CPU, the device's memory on CUDA. */
   memoryLimit?: number;
 }
 
@@ -72,7 +73,7 @@ export function checkModelFits(config: ConfigReader, options: FitOptions = {}, f
   }
   const bytesPer = BYTES[dtype] ?? 4;
   const device = options.device ?? "cpu";
-  const limit = options.memoryLimit ?? (device === "cpu" ? totalmem() : null);
+  const limit = options.memoryLimit ?? deviceMemory(device);
   const params = terms.reduce((sum, t) => sum + t.params, 0);
   const bytes = params * bytesPer;
   if (limit === null || bytes <= limit) return;
@@ -123,4 +124,12 @@ export function encoderLayersTerm(c: ConfigReader, s: { hidden_size: number; int
     params: s.num_hidden_layers * (4 * s.hidden_size * s.hidden_size + 2 * s.hidden_size * s.intermediate_size + 4 * s.hidden_size),
     keys: [keyUse(c, "num_hidden_layers", s.num_hidden_layers), keyUse(c, "hidden_size", s.hidden_size), keyUse(c, "intermediate_size", s.intermediate_size)],
   };
+}
+
+/** The memory of a device in bytes, or null when it cannot be known (a device this build cannot query). */
+function deviceMemory(device: string): number | null {
+  if (device === "cpu") return totalmem();
+  const match = /^cuda(?::(\d+))?$/.exec(device);
+  if (!match || !cuda.isAvailable()) return null;
+  return cuda.totalMemory(match[1] === undefined ? undefined : Number(match[1]));
 }
