@@ -13,7 +13,7 @@ commands:
   demo         generate a synthetic dataset, train a tiny LLaVA-shaped model (head, LoRA, generation) on it and print the reports
   train        train from a run file and/or flags:  vlmkit train --config run.yaml [--lr 1e-4] [--components.language.mode lora]
   eval         score a finished run:                vlmkit eval --run runs/x [--data test.jsonl] [--cache-dir <folder> | null]
-  predict      top-k classes (or the answer) for images or videos:  vlmkit predict --run runs/x image.png clip.mp4 [--top-k 3]
+  predict      top-k classes (or the answer) per image, or per video on a video run:  vlmkit predict --run runs/x image.png photos/ [--top-k 3]
   generate     the model's answer to a prompt:       vlmkit generate (--run runs/x | --model <folder> | --model-config <config.json>) --image a.png --prompt "..."
   export       a run's model with LoRA merged, as a Hugging Face folder (or --adapter-only):  vlmkit export --run runs/x --output merged/
   demo-engine  fit a small MLP on generated 2-D spirals (the tensor engine alone)
@@ -191,8 +191,8 @@ async function predict(argv: string[]): Promise<number> {
   if (!parsed) return 0;
   const { positional, options } = parsed;
   const inputs = [...((options.input as string[] | undefined) ?? []), ...positional];
-  if (!options.run) throw new UsageError("vlmkit predict: give the run folder: vlmkit predict --run runs/x image.png [clip.mp4 ...]");
-  if (inputs.length === 0) throw new UsageError("vlmkit predict: give at least one input (an image file or a video)");
+  if (!options.run) throw new UsageError("vlmkit predict: give the run folder: vlmkit predict --run runs/x image.png [photos/ ...] (a video run: clip.mp4 or a folder of frames)");
+  if (inputs.length === 0) throw new UsageError("vlmkit predict: give at least one input (an image file, a folder of images, or a video)");
   const { predictRun } = await import("../runs/index.js");
   const predictions = await predictRun(options.run as string, inputs, { topK: options.top_k as number | undefined, prompt: options.prompt as string | undefined });
   console.log(JSON.stringify(predictions.length === 1 ? predictions[0] : predictions, null, 2));

@@ -1,11 +1,12 @@
-// Images as 8-bit RGB arrays: decoding PNG/JPEG files (our own decoders), encoding PNG, and turning images into tensors.
-// decodeImage gives the pixels Pillow gives for Image.open(path).convert("RGB"), which is what transformers' image
+// Images as 8-bit RGB arrays: decoding image files (PNG and JPEG with our own decoders, GIF, BMP, WebP and TIFF with
+// the libraries of still_formats.ts), encoding PNG, and turning images into tensors. For PNG and JPEG decodeImage gives the pixels Pillow gives for Image.open(path).convert("RGB"), which is what transformers' image
 // processors start from: alpha is dropped (not composited), gray is repeated to 3 channels, palettes are expanded.
 import { readFileSync } from "node:fs";
 import { fromBuffer } from "../torch/creation.js";
 import type { Tensor } from "../torch/tensor.js";
-import { decodeJpeg, isJpeg } from "./jpeg.js";
-import { decodePng, encodePng as encodePngPixels, isPng } from "./png.js";
+import { decodeJpeg } from "./jpeg.js";
+import { decodePng, encodePng as encodePngPixels } from "./png.js";
+import { decodeBmp, decodeGif, decodeTiff, decodeWebp, stillFormatOf, type StillFormat } from "./still_formats.js";
 
 /** An 8-bit RGB image: data is row-major, 3 bytes per pixel (R, G, B), length width * height * 3. */
 export interface RgbImage {
@@ -23,28 +24,43 @@ export interface DecodeOptions {
 }
 
 export interface DecodedImage extends RgbImage {
-  format: "png" | "jpeg";
+  format: StillFormat;
   /** Alpha channel of the source (PNG with alpha or tRNS), one byte per pixel; not applied to data. */
   alpha?: Uint8Array;
   /** The EXIF orientation tag (1..8) found in the file, whether or not it was applied. */
   exifOrientation?: number;
 }
 
-/** Decode PNG or JPEG bytes to RGB. `nameForErrors` (a path or description) starts every error message. */
+/** The image formats decodeImage reads, for messages. */
+export const IMAGE_FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF";
+
+const OTHER_DECODERS = { gif: decodeGif, bmp: decodeBmp, webp: decodeWebp, tiff: decodeTiff };
+
+/** Decode image bytes (the format told by its first bytes) to RGB. `nameForErrors` (a path or description) starts every error message. */
 export function decodeImage(bytes: Uint8Array, nameForErrors = "image", options: DecodeOptions = {}): DecodedImage {
   const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const format = stillFormatOf(view);
   let decoded: DecodedImage;
-  if (isPng(view)) {
+  if (format === "png") {
     const png = decodePng(view, nameForErrors);
     const { rgb, alpha } = toRgb(png.data, png.width * png.height, png.channels);
     decoded = { width: png.width, height: png.height, data: rgb, format: "png", alpha, exifOrientation: png.exifOrientation };
-  } else if (isJpeg(view)) {
+  } else if (format === "jpeg") {
     const jpeg = decodeJpeg(view, nameForErrors);
     const { rgb } = toRgb(jpeg.data, jpeg.width * jpeg.height, jpeg.channels);
     decoded = { width: jpeg.width, height: jpeg.height, data: rgb, format: "jpeg", exifOrientation: jpeg.exifOrientation };
+  } else if (format) {
+    let rgba;
+    try {
+      rgba = OTHER_DECODERS[format](view);
+    } catch (error) {
+      throw new Error(`${nameForErrors}: invalid or damaged ${format.toUpperCase()} file (${(error as Error).message}); re-export it, or convert it to PNG`);
+    }
+    // as Pillow's convert("RGB"): alpha is dropped, not composited
+    decoded = { width: rgba.width, height: rgba.height, data: toRgb(rgba.data, rgba.width * rgba.height, 4).rgb, format };
   } else {
     const head = Array.from(view.subarray(0, 8), (b) => b.toString(16).padStart(2, "0")).join(" ");
-    throw new Error(`${nameForErrors}: not a PNG or JPEG file (first bytes: ${head || "none, the file is empty"})`);
+    throw new Error(`${nameForErrors}: not an image file (${IMAGE_FORMATS}; first bytes: ${head || "none, the file is empty"})`);
   }
   if (options.applyExifOrientation && decoded.exifOrientation && decoded.exifOrientation !== 1) {
     const oriented = applyOrientation(decoded, decoded.exifOrientation, 3);
@@ -54,7 +70,7 @@ export function decodeImage(bytes: Uint8Array, nameForErrors = "image", options:
   return decoded;
 }
 
-/** Read and decode a PNG or JPEG file. Errors name the path. */
+/** Read and decode an image file (PNG, JPEG, GIF, BMP, WebP, TIFF). Errors name the path. */
 export function loadImage(path: string, options: DecodeOptions = {}): DecodedImage {
   let bytes: Buffer;
   try {

@@ -1,6 +1,7 @@
 // Classification runs: labeled records (JSONL or an image folder) and a ClassificationTask built from the run
 // configuration, with its features kept in the on-disk cache when the backbone is frozen.
 import { resolve } from "node:path";
+import { countMedia } from "../data/media.js";
 import { readLabeledRecords, splitRecords, type LabeledRecord } from "../data/records.js";
 import { ClassificationTask, openFeatureCache } from "../tasks/classification.js";
 import { labeledSamples, type SampleBatch } from "../tasks/samples.js";
@@ -44,6 +45,7 @@ export const classificationRun: RunKind<SampleBatch, ClassificationTask> = {
       train: labeledSamples(trainRecords, context.media),
       val: valRecords.length > 0 ? labeledSamples(valRecords, context.media) : null,
       labels: train.labels,
+      media: countMedia([...trainRecords, ...valRecords]),
       description: `${trainRecords.length} training and ${valRecords.length} validation records, ${train.labels.length} classes`,
     };
   },

@@ -2,7 +2,7 @@
 // an SftTask built from the run configuration; answers are scored against the label map when there is one.
 import { splitRecords } from "../data/records.js";
 import { readConversationRecords, referenceAnswer, type ConversationRecord } from "../data/conversations.js";
-import type { MediaCache } from "../data/media.js";
+import { countMedia, type MediaCache } from "../data/media.js";
 import { parseAnswerToLabel } from "../eval/answers.js";
 import { generateAnswers } from "../models/vlm.js";
 import { SftTask } from "../tasks/generation.js";
@@ -65,6 +65,7 @@ export const generationRun: RunKind<SftBatch, SftTask> = {
       train: conversationSource(trainRecords, media, labels, vlm.imagePlaceholder),
       val: valRecords.length > 0 ? conversationSource(valRecords, media, labels, vlm.imagePlaceholder) : null,
       labels,
+      media: countMedia([...trainRecords, ...valRecords]),
       description: `${trainRecords.length} training and ${valRecords.length} validation conversations${labels.length ? `, answers scored against ${labels.length} classes` : ""}`,
     };
   },

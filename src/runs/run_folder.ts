@@ -1,17 +1,20 @@
-// A run folder: run.yaml (the resolved configuration, absolute paths), labels.json, model/ (random base weights),
-// the Trainer's files (train_options.json, metrics.jsonl, tensorboard/, checkpoints/{best,last}/), adapter/ (PEFT
-// files) and eval/<split>/ (reports). While a process writes it, run.lock names that process; a second writer is
-// refused, and a lock left by a process that is gone is taken over.
+// A run folder: run.yaml (the resolved configuration, absolute paths), labels.json, media.json (how many training
+// records were images and how many videos: what predict takes), model/ (random base weights), the Trainer's files
+// (train_options.json, metrics.jsonl, tensorboard/, checkpoints/{best,last}/), adapter/ (PEFT files) and
+// eval/<split>/ (reports). While a process writes it, run.lock names that process; a second writer is refused, and
+// a lock left by a process that is gone is taken over.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { readLabelMap } from "../data/records.js";
+import type { TrainingMedia } from "../data/media.js";
 import { writeFileAtomically } from "../torch/files.js";
 import { readRunConfig, runConfigToYaml, type RunConfig } from "./config.js";
 
 export const RUN_FILE = "run.yaml";
 export const LABELS_FILE = "labels.json";
 export const LOCK_FILE = "run.lock";
+export const MEDIA_FILE = "media.json";
 
 interface LockInfo {
   pid: number;
@@ -84,6 +87,30 @@ export class RunFolder {
 
   readLabels(): string[] {
     return readLabelMap(this.labelsFile);
+  }
+
+  get mediaFile(): string {
+    return join(this.dir, MEDIA_FILE);
+  }
+
+  /** media.json: how many training records had images and how many a video, so predict knows what the run takes. */
+  writeMedia(media: TrainingMedia): void {
+    writeFileAtomically(this.mediaFile, JSON.stringify(media) + "\n");
+  }
+
+  /** What media.json records, or null for a run folder written before runs recorded it; a damaged file is an error naming it. */
+  readMedia(): TrainingMedia | null {
+    if (!existsSync(this.mediaFile)) return null;
+    let media: Partial<TrainingMedia>;
+    try {
+      media = JSON.parse(readFileSync(this.mediaFile, "utf8"));
+    } catch (error) {
+      throw new Error(`${this.mediaFile}: ${(error as Error).message}; delete it and predict treats inputs as older runs did`);
+    }
+    if (!Number.isInteger(media?.images) || !Number.isInteger(media?.videos)) {
+      throw new Error(`${this.mediaFile}: expected {"images": <count>, "videos": <count>}; delete it and predict treats inputs as older runs did`);
+    }
+    return { images: media.images!, videos: media.videos! };
   }
 
   /** Writes run.yaml (vlmkit train --config run.yaml reruns it) and labels.json. */

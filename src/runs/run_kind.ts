@@ -2,7 +2,7 @@
 // from it, and predictions for command-line inputs. src/runs/train.ts and use.ts dispatch on config.task here.
 import type { Batch, DataSource } from "../train/index.js";
 import type { VisionLanguageModel } from "../models/vlm.js";
-import type { MediaCache } from "../data/media.js";
+import type { MediaCache, TrainingMedia } from "../data/media.js";
 import type { RgbImage } from "../data/image.js";
 import type { Task } from "../tasks/task.js";
 import type { RunConfig } from "./config.js";
@@ -25,6 +25,8 @@ export interface RunData<B extends Batch> {
   labels: string[];
   /** One line for the log: how many records of what. */
   description: string;
+  /** How many training and validation records had images and how many a video (media.json: what predict takes). */
+  media: TrainingMedia;
 }
 
 /** One command-line input of `vlmkit predict`: the file and its decoded images. */

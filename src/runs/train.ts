@@ -76,6 +76,7 @@ export async function trainRun(input: RunConfig, log: Log = console.log, options
       const context = { config, vlm, media: new MediaCache(config.data!.num_frames!), folder, log };
       const data = kind.trainingData(context);
       folder.writeConfig(config, data.labels);
+      folder.writeMedia(data.media);
       log(`data: ${data.description}`);
       const task = kind.createTask(context, data.labels, { featureCache: true });
       try {

@@ -1,10 +1,11 @@
 // Using a finished run: rebuild its model (base, adapters, task weights) from the run folder, then `vlmkit eval`
 // (a report on records), `vlmkit predict` (top-k classes or answers for files) and `vlmkit generate`.
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { basename, extname, join, resolve } from "node:path";
 import { noGrad, writeSafetensors } from "../torch/index.js";
 import { removeAdapters, saveAdapter, loraLayers } from "../adapt/index.js";
-import { MediaCache, loadInput } from "../data/media.js";
+import { MediaCache, countMedia, loadInput, loadPredictInputs, type TrainingMedia } from "../data/media.js";
+import { forEachJsonlRow } from "../data/records.js";
 import { generateAnswers, loadVlm, type VisionLanguageModel } from "../models/index.js";
 import type { Task, TaskReport } from "../tasks/task.js";
 import { mergeConfigs, type RunConfig } from "./config.js";
@@ -91,16 +92,37 @@ export async function evalRun(runDir: string, options: EvalOptions = {}, log: Lo
 
 export type { PredictionOutput } from "./run_kind.js";
 
-/** `vlmkit predict`: top-k classes (classification runs) or the parsed answer (generation runs) per input file. */
+/**
+ * `vlmkit predict`: top-k classes (classification runs) or the parsed answer (generation runs) per input: a still
+ * image, each image of a folder (by name), or on a video run a video file or a folder of frames (loadPredictInputs).
+ */
 export async function predictRun(runDir: string, inputs: string[], options: { topK?: number; prompt?: string } = {}): Promise<PredictionOutput[]> {
-  if (inputs.length === 0) throw new Error("predict needs at least one input (an image file or a video)");
+  if (inputs.length === 0) throw new Error("predict needs at least one input (an image file, a folder of images, or a video)");
   const run = await loadRun(runDir);
   try {
     const frames = run.config.data!.num_frames!;
-    const items = inputs.map((input) => ({ input, images: loadInput(input, frames) }));
+    const media = run.folder.readMedia() ?? mediaOfTrainingRecords(run.config);
+    const items = inputs.flatMap((input) => loadPredictInputs(input, frames, media));
     return run.kind.predict(run.task, run.context, items, options);
   } finally {
     run.dispose();
+  }
+}
+
+/**
+ * For a run folder from before media.json: the media the rows of its data.train name (an image folder is images),
+ * read without decoding anything; null when the file is gone or unreadable.
+ */
+export function mediaOfTrainingRecords(config: RunConfig): TrainingMedia | null {
+  const train = config.data?.train;
+  if (!train || !existsSync(train)) return null;
+  try {
+    if (statSync(train).isDirectory()) return { images: 1, videos: 0 };
+    const rows: Record<string, unknown>[] = [];
+    forEachJsonlRow(train, { skipBad: true }, [], (row) => rows.push(row));
+    return countMedia(rows.map((row) => ({ video: row.video, images: row.image ?? row.images })));
+  } catch {
+    return null;
   }
 }
 

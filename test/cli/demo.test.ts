@@ -66,6 +66,12 @@ test("the demo trains every stage and the frozen-feature head reaches the 90% fl
   assert.ok(prediction.predictions!.reduce((s, p) => s + p.probability, 0) <= 1 + 1e-6);
   const [answer] = await predictRun(join(dir, "runs", "images-sft"), [join(dir, "data", firstVal.image)]);
   assert.equal(typeof answer.answer, "string");
+  // the video run recorded that it was trained on videos: a folder of frames is one clip, a still image an error
+  const videoRun = join(dir, "runs", "video-head");
+  assert.deepEqual(JSON.parse(readFileSync(join(videoRun, "media.json"), "utf8")), { images: 0, videos: 1160 });
+  const firstClip = join(dir, "data", "video", JSON.parse(readFileSync(join(dir, "data", "video", "val.jsonl"), "utf8").split("\n")[0]).video);
+  assert.equal((await predictRun(videoRun, [firstClip])).length, 1);
+  await assert.rejects(predictRun(videoRun, [join(dir, "data", firstVal.image)]), /a still image, but this run was trained on videos \(8 frames each\)/);
   // nothing leaks across the whole demo (the cached features and models are freed with their runs)
   assert.ok(liveTensorCount() - liveBefore < 50, `live tensors grew by ${liveTensorCount() - liveBefore}`);
 });

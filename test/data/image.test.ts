@@ -313,8 +313,8 @@ test("truncated and corrupted PNGs throw Errors naming the file and the problem"
   crcBroken[20] ^= 0xff; // inside IHDR
   assert.throws(() => decodeImage(crcBroken, "crc.png"), /crc\.png: invalid PNG: CRC mismatch in chunk 'IHDR'/);
   assert.throws(() => decodeImage(png.subarray(0, png.length - 20), "short.png"), /short\.png: invalid PNG: .*(truncated|runs past)/);
-  assert.throws(() => decodeImage(new Uint8Array(0), "empty.png"), /empty\.png: not a PNG or JPEG file \(first bytes: none, the file is empty\)/);
-  assert.throws(() => decodeImage(Buffer.from("hello world"), "text.png"), /text\.png: not a PNG or JPEG file \(first bytes: 68 65 6c/);
+  assert.throws(() => decodeImage(new Uint8Array(0), "empty.png"), /empty\.png: not an image file \(PNG, JPEG, GIF, BMP, WebP or TIFF; first bytes: none, the file is empty\)/);
+  assert.throws(() => decodeImage(Buffer.from("hello world"), "text.png"), /text\.png: not an image file \(PNG, JPEG, GIF, BMP, WebP or TIFF; first bytes: 68 65 6c/);
 
   const ihdr = (depth: number, colorType: number) => {
     const b = new Uint8Array(13);
@@ -340,7 +340,7 @@ test("loadImage names the path when the file is missing or not an image", () => 
   try {
     assert.throws(() => loadImage(join(dir, "missing.png")), /missing\.png: cannot read image file/);
     writeFileSync(join(dir, "notes.jpg"), "not an image");
-    assert.throws(() => loadImage(join(dir, "notes.jpg")), new RegExp(`${join(dir, "notes.jpg").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: not a PNG or JPEG file`));
+    assert.throws(() => loadImage(join(dir, "notes.jpg")), new RegExp(`${join(dir, "notes.jpg").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: not an image file`));
     const path = join(dir, "ok.png");
     writeFileSync(path, encodePng({ width: 2, height: 1, data: Uint8Array.from([1, 2, 3, 4, 5, 6]) }));
     assert.deepEqual(Array.from(loadImage(path).data), [1, 2, 3, 4, 5, 6]);
