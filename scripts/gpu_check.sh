@@ -68,13 +68,38 @@ from transformers import LlavaForConditionalGeneration
 folder = sys.argv[1]
 model, info = LlavaForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
 assert not info["missing_keys"] and not info["unexpected_keys"], info
+# what transformers writes back (its own checkpoint names) must be our file, name for name and value for value
+import tempfile
 saved = load_file(f"{folder}/model.safetensors")
-state = model.state_dict()
-worst = max((state[k].float() - v.float()).abs().max().item() for k, v in saved.items())
-print(f"transformers loaded {len(saved)} tensors, no missing or unexpected keys; largest difference {worst}")
+with tempfile.TemporaryDirectory() as again:
+    model.save_pretrained(again)
+    theirs = load_file(f"{again}/model.safetensors")
+assert sorted(theirs) == sorted(saved), (sorted(set(theirs) ^ set(saved)))[:10]
+worst = max((theirs[k].float() - v.float()).abs().max().item() for k, v in saved.items())
+print(f"transformers loaded {len(saved)} tensors, no missing or unexpected keys, and writes them back with the same names; largest difference {worst}")
 assert worst == 0
 PY
   code=$?
   echo "=== transformers-loads-export: exit $code"
   results+=("$(printf '%-22s exit %d  %4d s' "transformers-export" "$code" 0)")
 fi
+
+if [ "$device" = cuda ] && [ "${SUITE:-1}" != 0 ]; then
+  echo
+  echo "=== the test suite on CUDA (VLMKIT_TEST_DEVICE=cuda)"
+  started=$SECONDS
+  VLMKIT_TEST_DEVICE=cuda node --test --test-concurrency=1 dist/test/ > "$work/cuda-tests.log" 2>&1
+  code=$?
+  grep -E "^# (tests|pass|fail|skipped)" "$work/cuda-tests.log"
+  grep -E "^not ok" "$work/cuda-tests.log" | head -20
+  results+=("$(printf '%-22s exit %d  %4d s' "cuda-test-suite" "$code" "$((SECONDS - started))")")
+fi
+
+echo
+echo "=== summary ($work)"
+failed=0
+for line in "${results[@]}"; do
+  echo "$line"
+  [[ $line == *"exit 0 "* ]] || failed=1
+done
+exit $failed

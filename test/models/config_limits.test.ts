@@ -3,8 +3,11 @@
 // not divide hidden_size, and a LLaVA image token outside the vocabulary.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
-  buildFromConfig, parseLlamaConfig, parseQwen2Config, parseCLIPConfig, parseSiglipConfig, parseLlavaConfig, tinyLlavaConfig, cuda,
+  buildFromConfig, loadPretrained, parseLlamaConfig, parseQwen2Config, parseCLIPConfig, parseSiglipConfig, parseLlavaConfig, tinyLlavaConfig, cuda,
 } from "../../src/index.js";
 
 const GB = 1e9;
@@ -109,10 +112,12 @@ test("a LLaVA image_token_index outside the text vocabulary is refused at parse 
   assert.equal(parseLlavaConfig({ ...config, image_token_index: 39 }).image_token_id, 39);
 });
 
-test("on CUDA the limit is the device's memory (torch.cuda.get_device_properties().total_memory)", { skip: !cuda.isAvailable() && "no CUDA device" }, () => {
+test("on CUDA the limit is the device's memory (torch.cuda.get_device_properties().total_memory)", { skip: !cuda.isAvailable() && "no CUDA device" }, async () => {
   const total = cuda.totalMemory(0);
   assert.ok(total > 1 * GB, `device memory ${total}`);
-  // parameters for twice the device's memory in bf16: refused on cuda:0 without an explicit limit
-  const vocab = Math.ceil(total / 32);
-  assert.throws(() => buildFromConfig({ ...tinyLlama, vocab_size: vocab, tie_word_embeddings: true }, { device: "cuda:0", dtype: "bfloat16", memoryLimit: undefined }), /GB of this machine's memory|GB memory limit|more than the/);
+  // a folder with a config alone: refused before any weight is read, when bf16 weights exceed the device
+  const folder = mkdtempSync(join(tmpdir(), "vlmkit-too-big-"));
+  const hidden = 4 * Math.ceil(total / 1e6 / 4);
+  writeFileSync(join(folder, "config.json"), JSON.stringify({ ...tinyLlama, vocab_size: 1_000_000, hidden_size: hidden, tie_word_embeddings: true }));
+  await assert.rejects(loadPretrained(folder, { device: "cuda:0", dtype: "bfloat16" }), new RegExp(`more than the ${(total / GB).toFixed(total >= 1e10 ? 0 : 1)} GB of cuda:0.s memory`));
 });

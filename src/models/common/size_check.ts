@@ -80,7 +80,7 @@ export function checkModelFits(config: ConfigReader, options: FitOptions = {}, f
   const largest = [...terms].sort((a, b) => b.params - a.params)[0];
   let message =
     `${config.file}: this config describes a model of about ${count(params)} parameters, ${gb(bytes)} GB in ${dtype}, ` +
-    `more than the ${gb(limit)} GB ${options.memoryLimit !== undefined ? "memory limit" : "of this machine's memory"}; ` +
+    `more than the ${gb(limit)} GB ${options.memoryLimit !== undefined ? "memory limit" : device === "cpu" ? "of this machine's memory" : `of ${device}'s memory`}; ` +
     `the largest part is ${largest.what} (${count(largest.params)} parameters) from ${keyList(largest)}`;
   for (const note of terms.map((t) => t.note).filter((n) => n)) message += `; ${note}`;
   message += `. Fix these keys in ${config.file} (or load in a smaller dtype)`;
