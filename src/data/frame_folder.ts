@@ -1,10 +1,8 @@
 // Videos stored as folders of frame images (frame_00.png, frame_01.png, ...): what the synthetic dataset writes,
 // and what a user gets from `ffmpeg -i clip.mp4 clip/frame_%04d.png`. Frames are sampled evenly like video files.
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { extname, join } from "node:path";
-import { loadImage, type RgbImage } from "./image.js";
-
-const FRAME_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
+import { join } from "node:path";
+import { isImageFileName, loadImage, type RgbImage } from "./image.js";
 
 /** True when `path` is a folder (a video given as its frames). */
 export function isFrameFolder(path: string): boolean {
@@ -20,7 +18,7 @@ export function evenFrameIndices(total: number, count: number): number[] {
 
 /** The image files of a frame folder in name order (natural order: frame_2 before frame_10). */
 export function listFrames(dir: string): string[] {
-  const names = readdirSync(dir).filter((name) => FRAME_EXTENSIONS.has(extname(name).toLowerCase()));
+  const names = readdirSync(dir).filter(isImageFileName);
   names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
   return names.map((name) => join(dir, name));
 }

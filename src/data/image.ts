@@ -34,6 +34,11 @@ export interface DecodedImage extends RgbImage {
 /** The image formats decodeImage reads, for messages. */
 export const IMAGE_FORMATS = "PNG, JPEG, GIF, BMP, WebP or TIFF";
 
+/** A file name with the extension of a format decodeImage reads (image folders, frame folders, predict inputs). */
+export function isImageFileName(name: string): boolean {
+  return /\.(png|jpe?g|gif|bmp|webp|tiff?)$/i.test(name);
+}
+
 const OTHER_DECODERS = { gif: decodeGif, bmp: decodeBmp, webp: decodeWebp, tiff: decodeTiff };
 
 /** Decode image bytes (the format told by its first bytes) to RGB. `nameForErrors` (a path or description) starts every error message. */

@@ -4,7 +4,7 @@
 // trained on (loadPredictInputs).
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { IMAGE_FORMATS, loadImage, type RgbImage } from "./image.js";
+import { IMAGE_FORMATS, isImageFileName, loadImage, type RgbImage } from "./image.js";
 import { gifFrameCount, looksLikeVideo, stillFormatOf } from "./still_formats.js";
 import { loadVideo } from "./video.js";
 import { isFrameFolder } from "./frame_folder.js";
@@ -51,7 +51,6 @@ export class MediaCache {
 }
 
 /** File names that say "image": such a file is decoded as one (and its decoder's error shown) even when its bytes are not recognised. */
-const IMAGE_FILE = /\.(png|jpe?g|gif|bmp|webp|tiff?)$/i;
 
 function firstBytes(path: string): Uint8Array {
   const fd = openSync(path, "r");
@@ -74,7 +73,7 @@ export function inputKind(path: string): "image" | "animated-gif" | "video" | "u
       // a damaged GIF: decoding it as an image gives the error that names it
     }
   }
-  if (format || IMAGE_FILE.test(path)) return "image";
+  if (format || isImageFileName(path)) return "image";
   return looksLikeVideo(head) ? "video" : "unknown";
 }
 
@@ -109,7 +108,7 @@ export interface NamedInput {
 
 /** The image files of a folder, in name order (natural order: img_2 before img_10); anything else is ignored. */
 export function listImageFiles(dir: string): string[] {
-  const names = readdirSync(dir).filter((name) => IMAGE_FILE.test(name) && statSync(join(dir, name)).isFile());
+  const names = readdirSync(dir).filter((name) => isImageFileName(name) && statSync(join(dir, name)).isFile());
   names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
   return names.map((name) => join(dir, name));
 }

@@ -3,7 +3,7 @@
 // with the same text: data is never dropped silently.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, resolve } from "node:path";
-import { decodeImage } from "./image.js";
+import { decodeImage, isImageFileName } from "./image.js";
 import { isFrameFolder } from "./frame_folder.js";
 import { seededRandom, shuffledIndices } from "../torch/seeded_random.js";
 
@@ -39,7 +39,6 @@ export interface ReadOptions {
   baseDir?: string;
 }
 
-const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
 
 /** A problem with one row or file of a dataset: an error naming it, or a skip with skipBad. */
 export class BadRecord extends Error {}
@@ -168,7 +167,7 @@ export function readImageFolder(dir: string, options: Omit<ReadOptions, "baseDir
   for (const name of classDirs) {
     for (const file of readdirSync(join(dir, name)).sort()) {
       const path = join(dir, name, file);
-      if (!IMAGE_EXTENSIONS.has(extname(file).toLowerCase())) continue;
+      if (!isImageFileName(file)) continue;
       try {
         const { label, index } = labelOf(name, options.labels);
         checkImage(path, options.validate ?? false);

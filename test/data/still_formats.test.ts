@@ -2,12 +2,14 @@
 // recognised by their first bytes whatever their name, and a damaged file is an error naming it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { decodeImage, encodePng, loadImage } from "../../src/data/image.js";
 import { makeSyntheticImages } from "../../src/data/synthetic.js";
 import { stillFormatOf } from "../../src/data/still_formats.js";
+import { readImageFolder } from "../../src/data/records.js";
+import { loadFrameFolder } from "../../src/data/frame_folder.js";
 import { encodeBmp, encodeGif, encodeTiff, encodeWebp, paletteImage } from "./still_fixtures.js";
 
 const image = paletteImage(0);
@@ -85,4 +87,22 @@ test("a damaged GIF, BMP, WebP or TIFF is an error naming the file and the forma
       return true;
     });
   }
+});
+
+test("image-folder datasets and frame folders take every still format, not PNG and JPEG alone", async () => {
+  const root = mkdtempSync(join(tmpdir(), "vlmkit-still-folders-"));
+  mkdirSync(join(root, "classes", "red"), { recursive: true });
+  mkdirSync(join(root, "classes", "blue"), { recursive: true });
+  writeFileSync(join(root, "classes", "red", "a.gif"), encodeGif(image));
+  writeFileSync(join(root, "classes", "red", "b.webp"), await encodeWebp(image, { lossless: true }));
+  writeFileSync(join(root, "classes", "blue", "c.bmp"), encodeBmp(other));
+  writeFileSync(join(root, "classes", "blue", "notes.txt"), "not an image");
+  const set = readImageFolder(join(root, "classes"), { validate: true });
+  assert.deepEqual(set.records.map((r) => [r.label, basename(r.images![0])]), [["blue", "c.bmp"], ["red", "a.gif"], ["red", "b.webp"]]);
+  const frames = join(root, "clip");
+  mkdirSync(frames);
+  writeFileSync(join(frames, "frame_1.bmp"), encodeBmp(image));
+  writeFileSync(join(frames, "frame_2.gif"), encodeGif(other));
+  const decoded = loadFrameFolder(frames, 2);
+  assert.deepEqual(decoded.map((f) => Buffer.from(f.data).equals(Buffer.from([image, other][decoded.indexOf(f)].data))), [true, true]);
 });
