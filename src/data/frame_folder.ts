@@ -16,9 +16,9 @@ export function evenFrameIndices(total: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => Math.round((i * (total - 1)) / (count - 1)));
 }
 
-/** The image files of a frame folder in name order (natural order: frame_2 before frame_10). */
-export function listFrames(dir: string): string[] {
-  const names = readdirSync(dir).filter(isImageFileName);
+/** The image files of a folder (a video's frames, or images to predict) in natural name order: frame_2 before frame_10. */
+export function listImageFiles(dir: string): string[] {
+  const names = readdirSync(dir).filter((name) => isImageFileName(name) && statSync(join(dir, name)).isFile());
   names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
   return names.map((name) => join(dir, name));
 }
@@ -26,7 +26,7 @@ export function listFrames(dir: string): string[] {
 /** `numFrames` frames sampled evenly from a folder of frame images; errors name the folder. */
 export function loadFrameFolder(dir: string, numFrames = 8): RgbImage[] {
   if (!isFrameFolder(dir)) throw new Error(`${dir}: not a folder of video frames`);
-  const frames = listFrames(dir);
+  const frames = listImageFiles(dir);
   if (frames.length === 0) throw new Error(`${dir}: no frame images (.png, .jpg) in this video folder`);
   const images = evenFrameIndices(frames.length, numFrames).map((i) => loadImage(frames[i]));
   const { width, height } = images[0];

@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import { IMAGE_FORMATS, isImageFileName, loadImage, type RgbImage } from "./image.js";
 import { gifFrameCount, looksLikeVideo, stillFormatOf } from "./still_formats.js";
 import { loadVideo } from "./video.js";
-import { isFrameFolder } from "./frame_folder.js";
+import { isFrameFolder, listImageFiles } from "./frame_folder.js";
 import type { LabeledRecord } from "./records.js";
 
 /** What a record says about its media. */
@@ -49,8 +49,6 @@ export class MediaCache {
     return images;
   }
 }
-
-/** File names that say "image": such a file is decoded as one (and its decoder's error shown) even when its bytes are not recognised. */
 
 function firstBytes(path: string): Uint8Array {
   const fd = openSync(path, "r");
@@ -104,13 +102,6 @@ export function countMedia(records: { images?: unknown; video?: unknown }[]): Tr
 export interface NamedInput {
   input: string;
   images: RgbImage[];
-}
-
-/** The image files of a folder, in name order (natural order: img_2 before img_10); anything else is ignored. */
-export function listImageFiles(dir: string): string[] {
-  const names = readdirSync(dir).filter((name) => isImageFileName(name) && statSync(join(dir, name)).isFile());
-  names.sort((a, b) => a.localeCompare(b, "en", { numeric: true }));
-  return names.map((name) => join(dir, name));
 }
 
 /**

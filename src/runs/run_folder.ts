@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { readLabelMap } from "../data/records.js";
 import type { TrainingMedia } from "../data/media.js";
-import { writeFileAtomically } from "../torch/files.js";
+import { processAlive, writeFileAtomically } from "../torch/files.js";
 import { readRunConfig, runConfigToYaml, type RunConfig } from "./config.js";
 
 export const RUN_FILE = "run.yaml";
@@ -21,15 +21,6 @@ interface LockInfo {
   host: string;
   started: string;
   command: string;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 export class RunFolder {

@@ -83,19 +83,19 @@ export async function trainRun(input: RunConfig, log: Log = console.log, options
         const batchSize = evalBatchSize(config);
         task.prepare?.(data.val ? [data.train, data.val] : [data.train], { log, batchSize, progress: config.progress !== false });
         const result = await fit(task, data.train, data.val, config, log, options.signal);
-        const summary = { runDir: folder.dir, task: config.task!, labels: data.labels, train: result, evaluation: null, seconds: 0 };
+        const summary = (evaluation: TaskReport | null): TrainSummary => ({
+          runDir: folder.dir, task: config.task!, labels: data.labels, train: result, evaluation, seconds: (performance.now() - started) / 1000,
+          featureComputations: "featureComputations" in task ? (task.featureComputations as number) : undefined,
+        });
         // an interrupted run is not finished: no adapter or report until it is resumed
-        if (result.stopReason === "interrupted") return { ...summary, seconds: (performance.now() - started) / 1000 };
+        if (result.stopReason === "interrupted") return summary(null);
         loadBest(task, result);
         const note = kind.afterTraining?.(task);
         if (note) log(note);
         if (usesLora(config)) saveAdapter(vlm.model, folder.adapterDir, vlm.randomInit ? folder.modelDir : vlm.folder);
         const evaluation = data.val ? task.report(data.val, { split: "val", outDir: folder.evalDir("val"), batchSize, progress: config.progress !== false }) : null;
         if (evaluation) log(`held-out (val) report, best checkpoint:\n${evaluation.text}`);
-        return {
-          runDir: folder.dir, task: config.task!, labels: data.labels, train: result, evaluation, seconds: (performance.now() - started) / 1000,
-          featureComputations: "featureComputations" in task ? (task.featureComputations as number) : undefined,
-        };
+        return summary(evaluation);
       } finally {
         task.dispose();
       }

@@ -130,7 +130,11 @@ export class ClassificationTask implements Task<SampleBatch> {
 
   /** Features of the samples (standardized once prepare ran): from the cache when the backbone is frozen. */
   features(samples: VisualSample[]): Tensor {
-    return tidy(() => this.normalize(this.#rawFeatures(samples)));
+    return tidy(() => {
+      const raw = this.#rawFeatures(samples);
+      // no copy on the hot path when there is nothing to standardize by
+      return this.#featureMean && this.#featureStd ? this.normalize(raw) : raw;
+    });
   }
 
   /** Pooled features standardized with the training set's statistics (unchanged before prepare). */

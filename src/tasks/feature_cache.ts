@@ -12,8 +12,8 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { SafetensorsFile, writeSafetensors, stack, tidy, keep, type Tensor } from "../torch/index.js";
-import { isFrameFolder, listFrames } from "../data/frame_folder.js";
-import { temporaryWriterPid, writeFileAtomically } from "../torch/files.js";
+import { isFrameFolder, listImageFiles } from "../data/frame_folder.js";
+import { processAlive, temporaryWriterPid, writeFileAtomically } from "../torch/files.js";
 
 const STILL_IMAGE = /\.(png|jpe?g)$/i;
 
@@ -168,7 +168,7 @@ export class FeatureCache {
   sampleId(media: string[]): string {
     const parts = media.map((path) => {
       if (isFrameFolder(path)) {
-        const frames = listFrames(path);
+        const frames = listImageFiles(path);
         return { frames: this.#numFrames, files: frames.map((frame) => this.hasher.hash(frame)) };
       }
       // a video file: its frames depend on how many are sampled
@@ -272,13 +272,7 @@ export class FeatureCache {
 // A temporary file of a run that died before renaming it (see temporaryPath).
 function removeIfOrphaned(path: string): void {
   const pid = temporaryWriterPid(path);
-  if (pid === null || pid === process.pid) return;
-  try {
-    process.kill(pid, 0);
-    return; // its writer is still running
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ESRCH") return;
-  }
+  if (pid === null || pid === process.pid || processAlive(pid)) return;
   try {
     unlinkSync(path);
   } catch {

@@ -12,6 +12,18 @@ export function temporaryWriterPid(path: string): number | null {
   return pid === undefined ? null : Number(pid);
 }
 
+/** Whether a process with this pid runs on this machine (a pid that is not a positive integer runs nothing). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
 /** Writes a file and fsyncs it (inside a folder that is renamed into place, or as writeFileAtomically's temporary). */
 export function writeFileDurably(path: string, data: string | Uint8Array): void {
   const fd = openSync(path, "w");
