@@ -94,6 +94,7 @@ export interface DecoderSizes {
   intermediate_size: number;
   num_hidden_layers: number;
   num_attention_heads: number;
+  /** Grouped-query attention: key/value heads shared by num_attention_heads / num_key_value_heads queries. */
   num_key_value_heads: number;
   head_dim: number;
   tie_word_embeddings: boolean;

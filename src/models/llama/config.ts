@@ -1,22 +1,14 @@
 // LlamaConfig from config.json, with transformers' defaults (models/llama/configuration_llama.py).
 import { ConfigReader, type JsonObject } from "../common/config_reader.js";
-import { decoderTerms, type SizeTerm } from "../common/size_check.js";
+import { decoderTerms, type DecoderSizes, type SizeTerm } from "../common/size_check.js";
 import { readRopeParameters, type RopeParameters } from "../common/rotary.js";
 
-export interface LlamaConfig {
+/** The sizes (vocab_size, hidden_size, layers, heads, head_dim, tie_word_embeddings) come from DecoderSizes. */
+export interface LlamaConfig extends DecoderSizes {
   model_type: string;
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  /** Grouped-query attention: key/value heads shared by num_attention_heads / num_key_value_heads queries. */
-  num_key_value_heads: number;
-  head_dim: number;
   hidden_act: string;
   max_position_embeddings: number;
   rms_norm_eps: number;
-  tie_word_embeddings: boolean;
   /** Bias on q/k/v/o projections. */
   attention_bias: boolean;
   /** Bias on gate/up/down projections. */

@@ -1,23 +1,16 @@
 // Qwen2Config from config.json, with transformers' defaults (models/qwen2/configuration_qwen2.py).
 import { ConfigReader, type JsonObject } from "../common/config_reader.js";
-import { decoderTerms, type SizeTerm } from "../common/size_check.js";
+import { decoderTerms, type DecoderSizes, type SizeTerm } from "../common/size_check.js";
 import { readRopeParameters, type RopeParameters } from "../common/rotary.js";
 
 export type Qwen2LayerType = "full_attention" | "sliding_attention";
 
-export interface Qwen2Config {
+/** The sizes (vocab_size, hidden_size, layers, heads, head_dim, tie_word_embeddings) come from DecoderSizes. */
+export interface Qwen2Config extends DecoderSizes {
   model_type: string;
-  vocab_size: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_hidden_layers: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
   hidden_act: string;
   max_position_embeddings: number;
   rms_norm_eps: number;
-  tie_word_embeddings: boolean;
   attention_dropout: number;
   rope_parameters: RopeParameters;
   /** Window of the sliding layers, or null when use_sliding_window is false. */
